@@ -1,0 +1,216 @@
+"""One structured-output call to the Messages API: schema check, one repair, usage and cost.
+
+Every call is a new conversation holding a single user message; nothing of one
+call's conversation reaches another. The official SDK reads ANTHROPIC_API_KEY and
+ANTHROPIC_BASE_URL, and retries 408/409/429/5xx/529 honouring `retry-after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+from . import pricing, prompts, schemas
+from .config import Config
+from .errors import ServiceError, UsageError
+from .models import Call, PassName, Usage
+
+KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+
+class CallFailed(Exception):
+    """This call produced no valid answer; the caller records it and goes on."""
+
+
+def require_credentials() -> None:
+    if not any(os.environ.get(name) for name in KEY_VARIABLES):
+        raise UsageError(
+            "ANTHROPIC_API_KEY is not set: export it for a real review, "
+            "or pass --dry-run to see the plan and its cost without calling the API"
+        )
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The shared, cached head of every request: system prompt, rubric, guidelines."""
+
+    blocks: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def build(cls, guidelines: str) -> Prefix:
+        texts = [prompts.text("system")]
+        if guidelines.strip():
+            texts.append("# Repository guidelines\n\n" + guidelines.strip() + "\n")
+        blocks = [{"type": "text", "text": t} for t in texts]
+        # One breakpoint on the last block caches everything before it.
+        blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+        return cls(tuple(blocks))
+
+    def uncached(self) -> Prefix:
+        return Prefix(tuple({k: v for k, v in b.items() if k != "cache_control"} for b in self.blocks))
+
+    @property
+    def text(self) -> str:
+        return "".join(b["text"] for b in self.blocks)
+
+    @property
+    def tokens(self) -> int:
+        return pricing.estimate_tokens(self.text)
+
+
+def _usage(message: anthropic.types.Message) -> Usage:
+    u = message.usage
+    return Usage(
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=u.cache_read_input_tokens or 0,
+    )
+
+
+def _text(message: anthropic.types.Message) -> str:
+    # Adaptive-thinking models may put a thinking block first.
+    for block in message.content:
+        if block.type == "text":
+            return block.text
+    return ""
+
+
+# Errors no other call can avoid either: stop the whole review at once.
+FATAL = (
+    anthropic.AuthenticationError,
+    anthropic.PermissionDeniedError,
+    anthropic.NotFoundError,
+)
+
+
+def _fatal_message(exc: anthropic.APIStatusError) -> str:
+    detail = exc.body.get("error", {}).get("message") if isinstance(exc.body, dict) else None
+    return f"Anthropic API refused the request ({exc.status_code}): {detail or exc.message}"
+
+
+@dataclass
+class ModelClient:
+    """Makes the calls of one review; collects every billed call in `calls`."""
+
+    config: Config
+    calls: list[Call] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._sdk = anthropic.AsyncAnthropic(
+            max_retries=self.config.max_retries, timeout=self.config.request_timeout
+        )
+        self._slots = asyncio.Semaphore(self.config.max_concurrency)
+        self._priced_models: set[str] = set()
+
+    async def close(self) -> None:
+        await self._sdk.close()
+
+    def _record(self, pass_name: PassName, subject: str, model: str, usage: Usage,
+                ok: bool, repair: bool, seconds: float) -> None:
+        cost = pricing.cost(model, usage)
+        if cost is None and model not in self._priced_models:
+            self._priced_models.add(model)
+            self.notes.append(pricing.unknown_price_note(model))
+        self.calls.append(Call(pass_name, subject, model, usage, cost, ok, repair, seconds))
+
+    async def _create(self, pass_name: PassName, subject: str, model: str, repair: bool,
+                      **params: Any) -> anthropic.types.Message:
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                message = await self._sdk.messages.create(model=model, **params)
+            except FATAL as exc:
+                raise ServiceError(_fatal_message(exc)) from exc
+            except anthropic.APIStatusError as exc:
+                self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
+                raise CallFailed(f"API error {exc.status_code}: {_api_message(exc)}") from exc
+            except anthropic.APIConnectionError as exc:
+                self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
+                kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "connection failed"
+                raise CallFailed(f"request {kind} after {self.config.max_retries} retries") from exc
+        self._record(pass_name, subject, model, _usage(message), True, repair, time.monotonic() - started)
+        return message
+
+    async def prewarm(self, model: str, prefix: Prefix, schema: dict[str, Any]) -> bool:
+        """Write the shared prefix to the prompt cache before the concurrent calls start.
+
+        A cache entry is readable only once the request writing it has finished,
+        so calls launched together would all pay the write. `max_tokens: 0` asks
+        for prefill only: it returns as soon as the prefix is cached.
+        Returns False (and the review goes on uncached) if the endpoint refuses.
+        """
+        try:
+            await self._create(
+                "prewarm", "prewarm", model, False,
+                max_tokens=0,
+                system=list(prefix.blocks),
+                messages=[{"role": "user", "content": "Prepare to review."}],
+                output_config={"format": {"type": "json_schema", "schema": schemas.for_model(schema)}},
+            )
+        except CallFailed as exc:
+            self.notes.append(f"cache pre-warm failed, calls run uncached: {exc}")
+            return False
+        return True
+
+    async def ask(self, *, pass_name: PassName, subject: str, model: str, prefix: Prefix,
+                  user: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """The model's answer to `user`, valid against the full `schema`.
+
+        One repair call quotes the validation error; raises CallFailed when that
+        fails too, and ServiceError for failures every call would share.
+        """
+        output_config = {"format": {"type": "json_schema", "schema": schemas.for_model(schema)}}
+        content = user
+        error = ""
+        for attempt in range(2):
+            message = await self._create(
+                pass_name, subject, model, attempt > 0,
+                max_tokens=self.config.max_output_tokens,
+                system=list(prefix.blocks),
+                messages=[{"role": "user", "content": content}],
+                output_config=output_config,
+            )
+            text = _text(message)
+            answer, error = _check(message, text, schema)
+            if answer is not None:
+                return answer
+            if message.stop_reason == "refusal":
+                break  # a refusal is not a formatting slip: asking again would not help
+            content = user + prompts.render(
+                "repair", error=error, answer=text[:4000],
+                boundary=prompts.boundary(text),
+            )
+        raise CallFailed(error)
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    if isinstance(exc.body, dict):
+        inner = exc.body.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message
+
+
+def _check(message: anthropic.types.Message, text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    if message.stop_reason == "refusal":
+        details = getattr(message, "stop_details", None)
+        why = getattr(details, "explanation", None) if details else None
+        return None, f"the model refused to answer{': ' + why if why else ''}"
+    try:
+        answer = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = " (the answer was cut off at max_tokens)" if message.stop_reason == "max_tokens" else ""
+        return None, f"the answer is not valid JSON{cut}: {exc.msg} at char {exc.pos}"
+    problem = schemas.first_error(schema, answer)
+    if problem:
+        return None, f"the answer does not match the schema {problem}"
+    return answer, ""
+

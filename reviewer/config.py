@@ -1,0 +1,153 @@
+"""Configuration: defaults, then `.reviewer.toml` or `[tool.reviewer]`, then flags.
+
+The file is validated against `schemas/config.schema.json`; an unknown key or a
+wrong type raises `ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+
+from . import schemas
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+# Lock files, vendored trees and generated code: reviewing them costs tokens and
+# finds nothing a person would act on. Each skip is reported with the glob.
+DEFAULT_IGNORE: tuple[str, ...] = (
+    "*.lock",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "go.sum",
+    "vendor/**",
+    "third_party/**",
+    "node_modules/**",
+    "*.min.js",
+    "*.min.css",
+    "*.map",
+    "*_pb2.py",
+    "*_pb2_grpc.py",
+    "*.pb.go",
+    "*.generated.*",
+    "*.snap",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = DEFAULT_MODEL
+    models: Mapping[str, str] = field(default_factory=dict)
+    max_concurrency: int = 8
+    ignore: tuple[str, ...] = ()
+    default_ignore: bool = True
+    max_file_bytes: int = 500_000
+    per_file_token_budget: int = 40_000
+    cross_file_token_budget: int = 120_000
+    max_output_tokens: int = 8_192
+    context_lines: int = 20
+    confidence_threshold: float = 0.5
+    max_findings_per_file: int = 25
+    guidelines: str = ""
+    guidelines_file: str | None = None
+    cache_min_tokens: int = 1_024
+    prewarm: bool = True
+    max_retries: int = 4
+    request_timeout: float = 300.0
+    fail_on: str = "never"
+    source: str | None = None
+    """The file this configuration was read from, for messages."""
+
+    def model_for(self, pass_name: str) -> str:
+        return self.models.get(pass_name, self.model)
+
+    @property
+    def ignore_globs(self) -> tuple[str, ...]:
+        return (DEFAULT_IGNORE if self.default_ignore else ()) + self.ignore
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A copy with every non-None override applied (flags win over the file)."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f"{key}." if key else ""
+        return "unknown key " + ", ".join(f"'{where}{k}'" for k in extra)
+    if error.validator == "type":
+        return f"'{key}' must be of type {error.validator_value} (got {error.instance!r})"
+    return f"'{key}': {error.message}"
+
+
+def from_mapping(data: Mapping[str, Any], source: str) -> Config:
+    """Build a Config from a parsed table; raises ConfigError naming the key and `source`."""
+    error = jsonschema.exceptions.best_match(
+        schemas.validator(schemas.load("config")).iter_errors(dict(data))
+    )
+    if error is not None:
+        raise ConfigError(f"{source}: {_describe(error)}")
+    values = dict(data)
+    if "ignore" in values:
+        values["ignore"] = tuple(values["ignore"])
+    return Config(**values, source=source)
+
+
+def find_config(repo_dir: Path) -> Path | None:
+    for name in (".reviewer.toml", "pyproject.toml"):
+        candidate = repo_dir / name
+        if candidate.is_file():
+            if name == "pyproject.toml" and "tool" not in _read_toml(candidate):
+                continue
+            if name == "pyproject.toml" and "reviewer" not in _read_toml(candidate).get("tool", {}):
+                continue
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load(path: Path | None, repo_dir: Path) -> Config:
+    """The configuration at `path`, or the one found in `repo_dir`, or the defaults."""
+    if path is None:
+        path = find_config(repo_dir)
+        if path is None:
+            return Config()
+    elif not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("reviewer", {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [tool.reviewer] must be a table")
+    config = from_mapping(data, str(path))
+    if config.guidelines_file:
+        guide = (repo_dir / config.guidelines_file)
+        try:
+            text = guide.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ConfigError(f"{path}: 'guidelines_file' {guide}: {exc.strerror or exc}") from exc
+        config = dataclasses.replace(config, guidelines=(config.guidelines + "\n\n" + text).strip())
+    return config

@@ -1,0 +1,242 @@
+"""The review: per-file calls in parallel, then cross-file, then aggregate.
+
+`plan()` computes what `review()` would send, without sending anything, for
+`--dry-run` and budgets. Both share the same task list and cache policy, so the
+estimate describes the real run.
+
+Prompt cache policy: every call starts with the same system prefix (rubric and
+repository guidelines) marked `cache_control`. A cache entry can be read only
+after the request that writes it has completed, so per-file calls launched
+together would all pay the write. When there are two or more per-file calls,
+one `max_tokens: 0` pre-warm request writes the prefix first (prefill only, so
+it returns quickly) and every later call reads it. The cross-file call uses the
+same schema and reads it too; the aggregate call uses another schema, which the
+cache cannot share, so it is sent without a breakpoint instead of paying a
+write nobody reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from . import findings as findings_mod
+from . import pricing, schemas
+from .client import CallFailed, ModelClient, Prefix
+from .config import Config
+from .errors import ServiceError
+from .models import Diff, Failed, Finding, Plan, PlannedCall, ReviewResult, Usage
+from .passes import aggregate, cross_file, per_file
+
+# Output is unknown before the call; this is a typical answer with a few findings.
+ESTIMATED_OUTPUT_TOKENS = 800
+ESTIMATED_FINDINGS_PER_FILE = 2
+ESTIMATED_TOKENS_PER_FINDING = 90
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self, subject: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _Silent:
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self, subject: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Findings of an earlier review, injected as "may already be addressed"."""
+
+    findings: tuple[Finding, ...] = ()
+
+    def for_file(self, path: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.file == path)
+
+
+@dataclass
+class _Setup:
+    tasks: list[per_file.FileTask]
+    prefix: Prefix
+    cache_ok: bool
+    prewarm: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _setup(diff: Diff, config: Config, prior: Prior) -> _Setup:
+    tasks = [t for f in diff.files for t in per_file.tasks(f, config, prior.for_file(f.path))]
+    prefix = Prefix.build(config.guidelines)
+    cache_ok = prefix.tokens >= config.cache_min_tokens
+    prewarm = config.prewarm and cache_ok and len(tasks) >= 2
+    notes = [t.note for t in tasks if t.note]
+    return _Setup(tasks, prefix, cache_ok, prewarm, notes)
+
+
+def plan(diff: Diff, config: Config, prior: Prior = Prior()) -> Plan:
+    """What `review` would send and roughly what it would cost; makes no request."""
+    s = _setup(diff, config, prior)
+    schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.findings_answer_schema())))
+    agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
+    p = s.prefix.tokens
+    calls: list[PlannedCall] = []
+    usage = Usage()
+    cost: float | None = 0.0
+    written: set[str] = set()
+    notes = list(s.notes)
+
+    def add(pass_name: str, subject: str, model: str, user_tokens: int, out: int, cached: bool, extra: int) -> None:
+        nonlocal usage, cost
+        if cached and s.cache_ok:
+            read = model in written
+            written.add(model)
+            u = Usage(user_tokens + extra, out, 0 if read else p, p if read else 0)
+        else:
+            u = Usage(user_tokens + extra + p, out)
+        calls.append(PlannedCall(pass_name, subject, model, u.total_input, out, p if cached else 0))  # type: ignore[arg-type]
+        usage = usage + u
+        c = pricing.cost(model, u)
+        if c is None:
+            note = pricing.unknown_price_note(model)
+            if note not in notes:
+                notes.append(note)
+            cost = None
+        elif cost is not None:
+            cost += c
+
+    if not s.tasks:
+        return Plan((), diff.skipped, (), Usage(), 0.0, tuple(notes))
+    per_file_model = config.model_for("per_file")
+    if s.prewarm:
+        add("prewarm", "prewarm", per_file_model, 5, 0, True, schema_tokens)
+    for t in s.tasks:
+        add("per_file", t.subject, per_file_model, pricing.estimate_tokens(t.user), ESTIMATED_OUTPUT_TOKENS, True, schema_tokens)
+    guessed = len(diff.files) * ESTIMATED_FINDINGS_PER_FILE
+    cross_user, _ = cross_file.user_message(diff, [], config, prior.findings)
+    add("cross_file", "cross_file", config.model_for("cross_file"),
+        pricing.estimate_tokens(cross_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
+        ESTIMATED_OUTPUT_TOKENS, True, schema_tokens)
+    agg_user = aggregate.user_message([], prior.findings)
+    add("aggregate", "aggregate", config.model_for("aggregate"),
+        pricing.estimate_tokens(agg_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
+        guessed * 40, False, agg_schema_tokens)
+    return Plan(tuple(f.path for f in diff.files), diff.skipped, tuple(calls), usage,
+                None if cost is None else round(cost, 6), tuple(notes))
+
+
+def review(diff: Diff, config: Config, *, prior: Prior = Prior(), progress: Progress | None = None) -> ReviewResult:
+    """Run the three passes over `diff`.
+
+    A failed per-file call marks its file failed and the review goes on; a failed
+    cross-file or aggregate call is noted and its pass skipped. Raises
+    ServiceError when a failure would hit every call (bad key, unknown model) or
+    when no call at all produced a result.
+    """
+    return asyncio.run(_review(diff, config, prior, progress or _Silent()))
+
+
+async def _review(diff: Diff, config: Config, prior: Prior, progress: Progress) -> ReviewResult:
+    s = _setup(diff, config, prior)
+    if not s.tasks:
+        return ReviewResult((), (), diff.skipped, (), (), tuple(s.notes))
+    client = ModelClient(config)
+    try:
+        return await _run(diff, config, prior, progress, s, client)
+    finally:
+        await client.close()
+
+
+async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: _Setup, client: ModelClient) -> ReviewResult:
+    answer_schema = schemas.findings_answer_schema()
+    notes = list(s.notes)
+    if s.prewarm:
+        await client.prewarm(config.model_for("per_file"), s.prefix, answer_schema)
+
+    progress.start("per-file review", len(s.tasks))
+
+    async def one(task: per_file.FileTask) -> dict[str, Any]:
+        try:
+            return await client.ask(
+                pass_name="per_file", subject=task.subject, model=config.model_for("per_file"),
+                prefix=s.prefix, user=task.user, schema=answer_schema,
+            )
+        finally:
+            progress.advance(task.subject)
+
+    outcomes = await _gather([one(t) for t in s.tasks])
+    progress.stop()
+
+    found: list[Finding] = []
+    failed: dict[str, str] = {}
+    for task, outcome in zip(s.tasks, outcomes):
+        if isinstance(outcome, CallFailed):
+            where = "" if task.parts == 1 else f"part {task.part}/{task.parts}: "
+            failed.setdefault(task.file.path, where + str(outcome))
+            continue
+        anchored, anchor_notes = findings_mod.anchor_all(outcome["findings"], diff, "per_file")
+        found.extend(anchored)
+        notes.extend(anchor_notes)
+
+    cross_user, cross_note = cross_file.user_message(diff, found, config, prior.findings)
+    if cross_note:
+        notes.append(cross_note)
+    cross_ok = True
+    try:
+        answer = await client.ask(
+            pass_name="cross_file", subject="cross_file", model=config.model_for("cross_file"),
+            prefix=s.prefix, user=cross_user, schema=answer_schema,
+        )
+        anchored, anchor_notes = findings_mod.anchor_all(answer["findings"], diff, "cross_file")
+        found.extend(anchored)
+        notes.extend(anchor_notes)
+    except CallFailed as exc:
+        cross_ok = False
+        notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
+
+    if len(failed) == len(diff.files) and not cross_ok:
+        first = next(iter(failed.values()))
+        raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
+
+    if found:
+        try:
+            groups = await client.ask(
+                pass_name="aggregate", subject="aggregate", model=config.model_for("aggregate"),
+                prefix=s.prefix.uncached(), user=aggregate.user_message(found, prior.findings),
+                schema=schemas.aggregate_answer_schema(),
+            )
+            found, group_notes = findings_mod.apply_groups(found, groups["groups"])
+            notes.extend(group_notes)
+        except CallFailed as exc:
+            notes.append(f"aggregate pass failed, findings are neither deduplicated nor re-rated: {exc}")
+
+    notes.extend(client.notes)
+    return ReviewResult(
+        findings=tuple(findings_mod.finalize(found)),
+        reviewed=tuple(f.path for f in diff.files if f.path not in failed),
+        skipped=diff.skipped,
+        failed=tuple(Failed(path, error) for path, error in failed.items()),
+        calls=tuple(client.calls),
+        notes=tuple(notes),
+    )
+
+
+async def _gather(coros: Sequence[Any]) -> list[Any]:
+    """Results in order, CallFailed kept as a value; any other error cancels the rest."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    pending: set[asyncio.Future[Any]] = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                exc = t.exception()
+                if exc is not None and not isinstance(exc, CallFailed):
+                    raise exc
+    finally:
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    return [t.exception() or t.result() for t in tasks]

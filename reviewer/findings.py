@@ -1,0 +1,213 @@
+"""Model answers -> anchored `Finding`s: anchor, fingerprint, merge aggregate verdicts.
+
+The tool, not the model, decides where a finding sits: a line must be
+commentable on its side (GitHub's rules, see `reviewer.diff`), a range must lie
+in one hunk. What cannot be anchored becomes a file-level finding that names
+the model's line; nothing the model reported is dropped, except findings on
+files that are not part of the diff, which are rejected with a note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .models import SEVERITY_RANK, Diff, FileDiff, Finding, Side
+
+_WORD = re.compile(r"[a-z_][a-z0-9_]{3,}")
+_STOP = frozenset(
+    "this that with from when will would could should there their which while have been "
+    "does into than then them they also only some more most such very what where here "
+    "line code file value function method".split()
+)
+
+
+@dataclass(frozen=True)
+class Anchored:
+    finding: Finding | None
+    note: str | None = None
+
+
+def normalize_path(path: str) -> str:
+    path = path.strip().replace("\\", "/")
+    for prefix in ("./", "a/", "b/"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path
+
+
+def _code(file: FileDiff, line: int, end: int | None, side: Side) -> str:
+    texts = []
+    for n in range(line, (end or line) + 1):
+        text = file.line_text(n, side)
+        if text is not None:
+            texts.append(" ".join(text.split()))
+    return "\n".join(texts)
+
+
+def _issue_key(issue: str) -> str:
+    words = sorted({w for w in _WORD.findall(issue.lower()) if w not in _STOP})
+    return " ".join(words[:12])
+
+
+def fingerprint(file: str, category: str, side: Side, code: str, issue: str) -> str:
+    """Identity of a finding that survives moved lines and reworded issues.
+
+    It hashes the code the finding points at, not its line number or wording;
+    only when there is too little code to tell findings apart does it fall back
+    to the issue's distinctive words.
+    """
+    basis = code if len(code.strip()) >= 8 else code + "\0" + _issue_key(issue)
+    digest = hashlib.sha256("\0".join((file, category, side, basis)).encode("utf-8", "replace"))
+    return digest.hexdigest()[:16]
+
+
+def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
+    """Place one model finding on the diff; see the module docstring for the rules."""
+    path = normalize_path(str(raw.get("file", "")))
+    issue = str(raw.get("issue", "")).strip()
+    file = diff.get(path)
+    if file is None:
+        return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}")
+    side: Side = "LEFT" if raw.get("side") == "LEFT" else "RIGHT"
+    line, end = raw.get("line"), raw.get("end_line")
+    if line is None and end is not None:
+        line, end = end, None
+    if line is not None and end is not None and end < line:
+        line, end = end, line
+    if end == line:
+        end = None
+    replacement = raw.get("replacement")
+    suggestion = raw.get("suggestion")
+    exact = True
+    if line is not None:
+        placed = _place(file, line, end, side)
+        if placed is None:
+            where = f"line {line}" if end is None else f"lines {line}-{end}"
+            issue = f"{issue} (reported at {where}{' of the old file' if side == 'LEFT' else ''}, outside the diff)"
+            exact = False
+            line = end = None
+        else:
+            exact = placed == (line, end)
+            line, end = placed
+    if replacement is not None and (not exact or side == "LEFT" or line is None):
+        # The replacement was written for other lines: a suggestion block would
+        # replace the wrong code, so it becomes prose.
+        suggestion = ((suggestion or "") + "\n\nProposed code:\n" + replacement).strip()
+        replacement = None
+    code = _code(file, line, end, side) if line is not None else ""
+    category = str(raw.get("category") or "other")
+    finding = Finding(
+        file=file.path,
+        severity=raw.get("severity", "info"),
+        issue=issue,
+        line=line,
+        end_line=end,
+        side=side,
+        category=category,
+        suggestion=suggestion,
+        replacement=replacement,
+        confidence=raw.get("confidence"),
+        pass_=pass_,  # type: ignore[arg-type]
+        fingerprint=fingerprint(file.path, category, side, code, issue),
+    )
+    return Anchored(finding)
+
+
+def _place(file: FileDiff, line: int, end: int | None, side: Side) -> tuple[int, int | None] | None:
+    """The commentable (line, end) nearest to the model's, inside one hunk, or None.
+
+    GitHub answers 422 when start_line and line sit in different hunks, so a
+    range is clipped to the hunk holding its last line (or else its first).
+    """
+    last = end if end is not None else line
+    hunk_last = file.hunk_of(last, side)
+    hunk_first = file.hunk_of(line, side)
+    if hunk_last is not None:
+        start = max(line, min(hunk_last.lines(side)))
+        return (start, None) if start == last else (start, last)
+    if hunk_first is not None:
+        stop = max(n for n in hunk_first.lines(side) if n <= last)
+        return (line, None) if stop == line else (line, stop)
+    return None
+
+
+def anchor_all(answers: Iterable[Mapping[str, Any]], diff: Diff, pass_: str) -> tuple[list[Finding], list[str]]:
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for raw in answers:
+        result = anchor(raw, diff, pass_)
+        if result.finding is not None:
+            findings.append(result.finding)
+        if result.note:
+            notes.append(result.note)
+    return findings, notes
+
+
+def apply_groups(findings: Sequence[Finding], groups: Iterable[Mapping[str, Any]]) -> tuple[list[Finding], list[str]]:
+    """Merge the aggregate pass's verdicts: one finding per group, every input kept.
+
+    A group's first valid id stands for it and takes the group's severity,
+    confidence and merged wording. Ids the model left out keep their own
+    verdict; ids it repeated count once.
+    """
+    used: set[int] = set()
+    merged: list[Finding] = []
+    for group in groups:
+        members = []
+        for ident in group.get("ids", []):
+            index = _index(ident, len(findings))
+            if index is not None and index not in used:
+                used.add(index)
+                members.append(index)
+        if not members:
+            continue
+        lead = findings[members[0]]
+        merged.append(
+            lead.with_(
+                severity=group["severity"],
+                confidence=group["confidence"],
+                issue=(group.get("issue") or lead.issue) if len(members) > 1 else lead.issue,
+            )
+        )
+    notes = []
+    missing = [i for i in range(len(findings)) if i not in used]
+    if missing:
+        notes.append(f"the aggregate pass did not rate {len(missing)} finding(s); they keep their own severity")
+        merged.extend(findings[i] for i in missing)
+    return merged, notes
+
+
+def _index(ident: Any, count: int) -> int | None:
+    match = re.fullmatch(r"\s*F?(\d+)\s*", str(ident))
+    if not match:
+        return None
+    index = int(match.group(1)) - 1
+    return index if 0 <= index < count else None
+
+
+def finalize(findings: Iterable[Finding]) -> list[Finding]:
+    """Sort by severity, file and line; make equal fingerprints of distinct findings unique."""
+    ordered = sorted(
+        findings,
+        key=lambda f: (-SEVERITY_RANK[f.severity], f.file, f.line or 0, f.issue),
+    )
+    seen: dict[str, int] = {}
+    result = []
+    for f in ordered:
+        count = seen.get(f.fingerprint, 0)
+        seen[f.fingerprint] = count + 1
+        if count:
+            # Two findings on the same code and category that the aggregate pass
+            # kept apart: both are real, so both need an identity.
+            f = f.with_(fingerprint=hashlib.sha256(f"{f.fingerprint}#{count}".encode()).hexdigest()[:16])
+        result.append(f)
+    return result
+
+
+def at_or_above(findings: Iterable[Finding], threshold: str) -> bool:
+    if threshold == "never":
+        return False
+    return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[threshold] for f in findings)

@@ -1,0 +1,251 @@
+"""Dataclasses that cross stage boundaries: diff -> passes -> findings -> publishers.
+
+Stages exchange these frozen objects, never dicts decoded from JSON; the only
+dict conversions are `Finding.to_dict`/`from_dict` and `ReviewResult.to_dict`,
+which follow `schemas/finding.schema.json` and `schemas/review.schema.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Mapping
+
+Side = Literal["RIGHT", "LEFT"]
+Severity = Literal["critical", "warning", "info"]
+PassName = Literal["prewarm", "per_file", "cross_file", "aggregate"]
+
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One `@@` hunk of a file's diff, with GitHub's commentable lines per side."""
+
+    header: str
+    text: str
+    """The hunk exactly as in the diff, header line included."""
+    new_lines: Mapping[int, str]
+    """New-file line number -> text, for added and context lines (RIGHT side)."""
+    old_lines: Mapping[int, str]
+    """Old-file line number -> text, for removed and context lines (LEFT side)."""
+    added: frozenset[int] = frozenset()
+    removed: frozenset[int] = frozenset()
+    rendered: str = ""
+    """The hunk with old/new line numbers in the margin, as the model sees it."""
+
+    def lines(self, side: Side) -> Mapping[int, str]:
+        return self.new_lines if side == "RIGHT" else self.old_lines
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """A reviewable file: its hunks and, when known, its full text at head."""
+
+    path: str
+    status: Literal["added", "modified", "renamed"]
+    hunks: tuple[Hunk, ...]
+    old_path: str | None = None
+    head_text: str | None = None
+
+    def commentable(self, side: Side) -> frozenset[int]:
+        return frozenset(n for h in self.hunks for n in h.lines(side))
+
+    def hunk_of(self, line: int, side: Side) -> Hunk | None:
+        for h in self.hunks:
+            if line in h.lines(side):
+                return h
+        return None
+
+    def line_text(self, line: int, side: Side) -> str | None:
+        hunk = self.hunk_of(line, side)
+        if hunk is not None:
+            return hunk.lines(side)[line]
+        if side == "RIGHT" and self.head_text is not None:
+            lines = self.head_text.splitlines()
+            if 1 <= line <= len(lines):
+                return lines[line - 1]
+        return None
+
+    @property
+    def patch(self) -> str:
+        return "".join(h.text for h in self.hunks)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not reviewed, and why; it is always reported, never dropped."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A file whose review calls failed; the rest of the review went on."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Diff:
+    files: tuple[FileDiff, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+    def get(self, path: str) -> FileDiff | None:
+        for f in self.files:
+            if f.path == path:
+                return f
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One anchored finding (schemas/finding.schema.json).
+
+    `line`/`end_line` are only set when they sit on commentable lines of `side` in
+    one hunk; otherwise the finding is file-level (`line` None).
+    """
+
+    file: str
+    severity: Severity
+    issue: str
+    line: int | None = None
+    end_line: int | None = None
+    side: Side = "RIGHT"
+    category: str = "other"
+    suggestion: str | None = None
+    replacement: str | None = None
+    confidence: float | None = None
+    pass_: Literal["per_file", "cross_file"] = "per_file"
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pass"] = d.pop("pass_")
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        data = dict(d)
+        if "pass" in data:
+            data["pass_"] = data.pop("pass")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_(self, **changes: Any) -> Finding:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+    @property
+    def total_input(self) -> int:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to the Messages API, as billed."""
+
+    pass_name: PassName
+    subject: str
+    """The file a per-file call reviewed, or the pass name for the others."""
+    model: str
+    usage: Usage
+    cost_usd: float | None
+    ok: bool
+    repair: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    pass_name: PassName
+    subject: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    """Part of `input_tokens` that is the shared prefix (written once, then read)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a review would do, computed without any request (`--dry-run`)."""
+
+    reviewed: tuple[str, ...]
+    skipped: tuple[Skipped, ...]
+    calls: tuple[PlannedCall, ...]
+    usage: Usage
+    cost_usd: float | None
+    notes: tuple[str, ...] = ()
+
+    def calls_per_pass(self) -> dict[str, int]:
+        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0}
+        for c in self.calls:
+            counts[c.pass_name] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    findings: tuple[Finding, ...]
+    reviewed: tuple[str, ...]
+    skipped: tuple[Skipped, ...]
+    failed: tuple[Failed, ...]
+    calls: tuple[Call, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for c in self.calls:
+            total = total + c.usage
+        return total
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [c.cost_usd for c in self.calls]
+        if any(c is None for c in costs):
+            return None
+        return round(sum(c for c in costs if c is not None), 6)
+
+    def calls_per_pass(self) -> dict[str, int]:
+        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0, "repairs": 0}
+        for c in self.calls:
+            counts[c.pass_name] += 1
+            counts["repairs"] += int(c.repair)
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "findings": [f.to_dict() for f in self.findings],
+            "stats": {
+                "files_reviewed": list(self.reviewed),
+                "files_skipped": [{"file": s.path, "reason": s.reason} for s in self.skipped],
+                "files_failed": [{"file": f.path, "error": f.error} for f in self.failed],
+                "calls": self.calls_per_pass(),
+                "usage": self.usage.to_dict(),
+                "cost_usd": self.cost_usd,
+                "notes": list(self.notes),
+            },
+        }

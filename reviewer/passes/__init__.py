@@ -1,0 +1,42 @@
+"""The three review passes. Each module builds the user message of its calls and
+turns answers into findings; `reviewer.engine` runs them in order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from .. import prompts
+from ..models import Finding
+
+
+def render_prior(prior: Sequence[Finding]) -> str:
+    """The "prior findings" block for a re-review, or "" when there are none."""
+    if not prior:
+        return ""
+    lines = "\n".join(json.dumps(_brief(f), ensure_ascii=False) for f in prior)
+    return prompts.render("prior", findings=lines, boundary=prompts.boundary(lines))
+
+
+def _brief(f: Finding) -> dict[str, object]:
+    return {
+        k: v
+        for k, v in {
+            "file": f.file, "line": f.line, "end_line": f.end_line, "side": f.side,
+            "severity": f.severity, "category": f.category, "issue": f.issue,
+        }.items()
+        if v is not None
+    }
+
+
+def render_findings(findings: Sequence[Finding], ids: bool = False) -> str:
+    rows = []
+    for i, f in enumerate(findings, 1):
+        row = _brief(f)
+        if ids:
+            row = {"id": f"F{i}", **row, "pass": f.pass_}
+            if f.confidence is not None:
+                row["confidence"] = f.confidence
+        rows.append(json.dumps(row, ensure_ascii=False))
+    return "\n".join(rows) if rows else "(none)"

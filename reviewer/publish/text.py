@@ -1,0 +1,70 @@
+"""`--format text`: a plain report for a terminal or a CI log."""
+
+from __future__ import annotations
+
+import textwrap
+
+from ..models import Plan, ReviewResult
+from . import counts, location
+
+
+def _cost(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def render(result: ReviewResult) -> str:
+    c = counts(result.findings)
+    lines = [
+        f"reviewer: {len(result.findings)} finding(s) "
+        f"({c['critical']} critical, {c['warning']} warning, {c['info']} info) "
+        f"in {len(result.reviewed)} reviewed file(s); "
+        f"{len(result.skipped)} skipped, {len(result.failed)} failed",
+        "",
+    ]
+    for f in result.findings:
+        conf = "" if f.confidence is None else f" confidence {f.confidence:.2f}"
+        lines.append(f"{f.severity.upper():<8} {location(f)}  [{f.category}]{conf}")
+        lines.extend(textwrap.indent(textwrap.fill(f.issue, 96), "    ").splitlines())
+        if f.suggestion:
+            lines.extend(textwrap.indent(textwrap.fill("fix: " + f.suggestion, 96), "    ").splitlines())
+        if f.replacement:
+            lines.append("    replacement:")
+            lines.extend(textwrap.indent(f.replacement, "      | ").splitlines())
+        lines.append("")
+    for s in result.skipped:
+        lines.append(f"skipped  {s.path}: {s.reason}")
+    for fail in result.failed:
+        lines.append(f"FAILED   {fail.path}: {fail.error}")
+    for note in result.notes:
+        lines.append(f"note     {note}")
+    calls = result.calls_per_pass()
+    u = result.usage
+    lines.append(
+        f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
+        f"aggregate {calls['aggregate']}, pre-warm {calls['prewarm']}, repairs {calls['repairs']}"
+    )
+    lines.append(
+        f"tokens   input {u.input_tokens:,}, cache write {u.cache_creation_input_tokens:,}, "
+        f"cache read {u.cache_read_input_tokens:,}, output {u.output_tokens:,}; cost {_cost(result.cost_usd)}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_plan(plan: Plan) -> str:
+    calls = plan.calls_per_pass()
+    lines = [f"reviewer --dry-run: nothing was sent", "", f"review {len(plan.reviewed)} file(s):"]
+    lines += [f"  {p}" for p in plan.reviewed] or ["  (none)"]
+    if plan.skipped:
+        lines.append(f"skip {len(plan.skipped)} file(s):")
+        lines += [f"  {s.path}: {s.reason}" for s in plan.skipped]
+    u = plan.usage
+    lines += [
+        "",
+        f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
+        f"aggregate {calls['aggregate']}, pre-warm {calls['prewarm']}",
+        f"tokens   ~{u.total_input:,} input ({u.cache_read_input_tokens:,} from cache), "
+        f"~{u.output_tokens:,} output (estimate)",
+        f"cost     ~{_cost(plan.cost_usd)} (estimate)",
+    ]
+    lines += [f"note     {n}" for n in plan.notes]
+    return "\n".join(lines) + "\n"
