@@ -1,0 +1,83 @@
+"""Configuration: file discovery, precedence, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reviewer import config
+from reviewer.errors import ConfigError
+
+
+def test_defaults_when_no_file(tmp_path: Path) -> None:
+    cfg = config.load(None, tmp_path)
+    assert cfg.model == config.DEFAULT_MODEL
+    assert cfg.max_concurrency == 8
+    assert "*.lock" in cfg.ignore_globs
+
+
+def test_reviewer_toml_is_read_and_models_per_pass_apply(tmp_path: Path) -> None:
+    (tmp_path / ".reviewer.toml").write_text(
+        'model = "claude-haiku-5-5"\nmax_concurrency = 3\nignore = ["docs/**"]\n'
+        '[models]\naggregate = "claude-opus-5-5"\n'
+    )
+    cfg = config.load(None, tmp_path)
+    assert cfg.model_for("per_file") == "claude-haiku-5-5"
+    assert cfg.model_for("aggregate") == "claude-opus-5-5"
+    assert cfg.max_concurrency == 3
+    assert cfg.ignore_globs[-1] == "docs/**"
+
+
+def test_pyproject_tool_reviewer_table_is_read(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.reviewer]\nconfidence_threshold = 0.7\n')
+    assert config.load(None, tmp_path).confidence_threshold == 0.7
+
+
+def test_pyproject_without_tool_reviewer_means_defaults(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert config.load(None, tmp_path) == config.Config()
+
+
+def test_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / ".reviewer.toml"
+    path.write_text('modle = "x"\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(None, tmp_path)
+    assert str(err.value) == f"{path}: unknown key 'modle'"
+
+
+def test_unknown_nested_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".reviewer.toml").write_text('[models]\npre_file = "x"\n')
+    with pytest.raises(ConfigError, match="unknown key 'models.pre_file'"):
+        config.load(None, tmp_path)
+
+
+def test_wrong_type_names_the_key_and_the_value(tmp_path: Path) -> None:
+    (tmp_path / ".reviewer.toml").write_text('max_concurrency = "eight"\n')
+    with pytest.raises(ConfigError, match="'max_concurrency' must be of type integer \\(got 'eight'\\)"):
+        config.load(None, tmp_path)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / ".reviewer.toml").write_text("model = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        config.load(None, tmp_path)
+
+
+def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        config.load(tmp_path / "nope.toml", tmp_path)
+
+
+def test_guidelines_file_is_read_into_guidelines(tmp_path: Path) -> None:
+    (tmp_path / "REVIEW.md").write_text("Never use print in library code.\n")
+    (tmp_path / ".reviewer.toml").write_text('guidelines_file = "REVIEW.md"\n')
+    assert "Never use print" in config.load(None, tmp_path).guidelines
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    (tmp_path / ".reviewer.toml").write_text("max_concurrency = 3\n")
+    cfg = config.load(None, tmp_path).with_overrides(max_concurrency=9, model=None)
+    assert cfg.max_concurrency == 9
+    assert cfg.model == config.DEFAULT_MODEL

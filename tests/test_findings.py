@@ -1,0 +1,100 @@
+"""Anchoring and fingerprints: where a finding lands and how it is recognised later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reviewer import diff, findings
+from reviewer.models import Finding
+
+DIFFS = Path(__file__).parent / "data" / "diffs"
+
+
+def _multi() -> diff.Diff:
+    return diff.parse((DIFFS / "multi_hunk.diff").read_text())
+
+
+def _raw(**kw: object) -> dict:
+    return {"file": "multi.py", "severity": "warning", "issue": "off by one in the loop bound", "category": "bug", **kw}
+
+
+def test_commentable_line_is_kept_on_its_line() -> None:
+    f = findings.anchor(_raw(line=3), _multi(), "per_file").finding
+    assert (f.line, f.end_line, f.side) == (3, None, "RIGHT")
+
+
+def test_left_side_uses_old_numbers() -> None:
+    f = findings.anchor(_raw(line=30, side="LEFT"), _multi(), "per_file").finding
+    assert (f.line, f.side) == (30, "LEFT")
+    g = findings.anchor(_raw(line=34, side="LEFT"), _multi(), "per_file").finding
+    assert g.line is None  # old file has no line 34 in any hunk
+
+
+def test_line_outside_the_diff_becomes_file_level_and_names_the_line() -> None:
+    f = findings.anchor(_raw(line=15), _multi(), "per_file").finding
+    assert f.line is None
+    assert "line 15" in f.issue and "outside the diff" in f.issue
+
+
+def test_range_across_hunks_is_clipped_to_the_hunk_of_its_last_line() -> None:
+    f = findings.anchor(_raw(line=4, end_line=29), _multi(), "per_file").finding
+    assert (f.line, f.end_line) == (27, 29)
+
+
+def test_range_ending_outside_is_clipped_to_its_first_hunk() -> None:
+    f = findings.anchor(_raw(line=2, end_line=12), _multi(), "per_file").finding
+    assert (f.line, f.end_line) == (2, 6)
+
+
+def test_reversed_range_is_put_in_order() -> None:
+    f = findings.anchor(_raw(line=31, end_line=28), _multi(), "per_file").finding
+    assert (f.line, f.end_line) == (28, 31)
+
+
+def test_replacement_for_clipped_lines_becomes_prose() -> None:
+    f = findings.anchor(_raw(line=2, end_line=12, replacement="new code"), _multi(), "per_file").finding
+    assert f.replacement is None
+    assert "new code" in f.suggestion
+
+
+def test_finding_on_a_file_outside_the_diff_is_rejected_with_a_note() -> None:
+    result = findings.anchor(_raw(file="../../etc/passwd", line=1), _multi(), "per_file")
+    assert result.finding is None
+    assert "../../etc/passwd" in result.note
+
+
+def test_path_prefixes_are_normalised() -> None:
+    assert findings.anchor(_raw(file="./multi.py", line=3), _multi(), "per_file").finding.file == "multi.py"
+    assert findings.anchor(_raw(file="b/multi.py", line=3), _multi(), "per_file").finding.file == "multi.py"
+
+
+def test_fingerprint_survives_moved_lines_and_reworded_issue() -> None:
+    before = diff.parse(
+        "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,3 @@\n x = 1\n+total = sum(items) / len(items)\n y = 2\n"
+    )
+    after = diff.parse(
+        "--- a/m.py\n+++ b/m.py\n@@ -10,2 +10,5 @@\n x = 1\n+# note\n+\n+total  =  sum(items) / len(items)\n y = 2\n"
+    )
+    a = findings.anchor({"file": "m.py", "severity": "warning", "category": "edge-case", "issue": "divides by zero when items is empty", "line": 2}, before, "per_file").finding
+    b = findings.anchor({"file": "m.py", "severity": "critical", "category": "edge-case", "issue": "ZeroDivisionError for an empty list", "line": 13}, after, "cross_file").finding
+    assert a.fingerprint == b.fingerprint
+    c = findings.anchor({"file": "m.py", "severity": "warning", "category": "naming", "issue": "x", "line": 2}, before, "per_file").finding
+    assert c.fingerprint != a.fingerprint
+
+
+def test_apply_groups_merges_duplicates_and_keeps_unmentioned_findings() -> None:
+    fs = [Finding("a.py", "info", f"issue {i}", fingerprint=f"{i:016x}") for i in range(4)]
+    merged, notes = findings.apply_groups(fs, [
+        {"ids": ["F1", "F3"], "severity": "critical", "confidence": 0.9, "issue": "merged"},
+        {"ids": ["F2", "F1", "F99"], "severity": "warning", "confidence": 0.4, "issue": None},
+    ])
+    assert [(f.issue, f.severity, f.confidence) for f in merged] == [
+        ("merged", "critical", 0.9), ("issue 1", "warning", 0.4), ("issue 3", "info", None)]
+    assert "did not rate 1" in notes[0]
+
+
+def test_finalize_orders_by_severity_and_keeps_both_of_equal_fingerprints() -> None:
+    fs = [Finding("b.py", "info", "x", fingerprint="0" * 16), Finding("a.py", "critical", "y", fingerprint="0" * 16)]
+    out = findings.finalize(fs)
+    assert [f.severity for f in out] == ["critical", "info"]
+    assert out[0].fingerprint != out[1].fingerprint
