@@ -1,0 +1,71 @@
+"""Shared fixtures: the emulators run once per test session; each test scripts them.
+
+Tests reach them only through the real SDKs: ANTHROPIC_BASE_URL for `anthropic`,
+GITHUB_API_URL for PyGithub. Nothing here patches reviewer's own code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.emulators.anthropic import AnthropicEmulator
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def anthropic_server() -> Iterator[AnthropicEmulator]:
+    emu = AnthropicEmulator(api_keys=(API_KEY,))
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def anthropic_emu(anthropic_server: AnthropicEmulator, monkeypatch: pytest.MonkeyPatch) -> AnthropicEmulator:
+    anthropic_server.reset()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    return anthropic_server
+
+
+@pytest.fixture
+def no_anthropic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key and an endpoint nobody listens on: any request would fail loudly."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A real git repository with two commits touching three files."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    (root / "app.py").write_text("from util import mean\n\n\ndef report(xs):\n    return f'mean={mean(xs)}'\n")
+    (root / "util.py").write_text("def mean(xs):\n    return sum(xs) / len(xs)\n")
+    (root / "README.md").write_text("# demo\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "first")
+    (root / "app.py").write_text(
+        "from util import mean, median\n\n\ndef report(xs):\n    return f'mean={mean(xs)} median={median(xs)}'\n"
+    )
+    (root / "util.py").write_text(
+        "def mean(xs):\n    return sum(xs) / len(xs)\n\n\ndef median(xs):\n    xs = sorted(xs)\n    return xs[len(xs) // 2]\n"
+    )
+    (root / "poetry.lock").write_text("# lock\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "second")
+    return root

@@ -1,0 +1,261 @@
+"""`reviewer review` end to end: the real SDK against the Anthropic emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reviewer import diff, schemas
+from reviewer.cli import main
+from tests.emulators.anthropic import Fault, Refusal
+from tests.model_script import ScriptedModel, each_alone, pass_of, user_text
+
+DIFFS = Path(__file__).parent / "data" / "diffs"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _median_model() -> ScriptedModel:
+    return ScriptedModel(
+        per_file={
+            "util.py": {"findings": [
+                {"file": "util.py", "line": 7, "side": "RIGHT", "severity": "warning", "category": "edge-case",
+                 "issue": "median() raises IndexError for an empty list", "suggestion": "return None for []"},
+                {"file": "util.py", "line": 1, "side": "RIGHT", "severity": "info", "category": "edge-case",
+                 "issue": "mean() divides by zero for an empty list"},
+            ]},
+            "app.py": {"findings": [
+                {"file": "app.py", "line": 5, "severity": "info", "category": "naming", "issue": "report is vague",
+                 "replacement": "    return f'mean={mean(xs)}, median={median(xs)}'"},
+            ]},
+        },
+        cross_file={"findings": [
+            {"file": "app.py", "line": 40, "severity": "warning", "category": "api-contract",
+             "issue": "report() passes an unchecked list to median(), which fails on empty input"},
+        ]},
+    )
+
+
+def test_review_of_a_git_repo_makes_one_call_per_file_plus_cross_and_aggregate(
+    anthropic_emu, repo: Path, capsys
+) -> None:
+    anthropic_emu.responder = _median_model()
+    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert schemas.first_error(schemas.load("review"), doc) is None
+
+    sent = anthropic_emu.message_requests()
+    kinds = [pass_of(r.body) if r.body["max_tokens"] else "prewarm" for r in sent]
+    assert sorted(kinds) == ["aggregate", "cross_file", "per_file", "per_file", "prewarm"]
+    for r in sent:
+        assert len(r.body["messages"]) == 1 and r.body["messages"][0]["role"] == "user"
+        assert r.body["output_config"]["format"]["type"] == "json_schema"
+    assert doc["stats"]["calls"] == {"prewarm": 1, "per_file": 2, "cross_file": 1, "aggregate": 1, "repairs": 0}
+    assert doc["stats"]["files_reviewed"] == ["app.py", "util.py"]
+    assert doc["stats"]["files_skipped"] == [{"file": "poetry.lock", "reason": "ignored by *.lock"}]
+
+    # Every finding the model returned is in the output, each one anchored.
+    issues = sorted(f["issue"].split(" (reported")[0] for f in doc["findings"])
+    assert len(doc["findings"]) == 4
+    assert "median() raises IndexError for an empty list" in issues
+    cross = next(f for f in doc["findings"] if f["pass"] == "cross_file")
+    assert cross["line"] is None if "line" in cross else True
+    assert "line 40" in cross["issue"]
+    parsed = diff.parse(diff.decode(__import__("subprocess").run(
+        ["git", "-C", str(repo), "diff", "HEAD~1...HEAD"], capture_output=True).stdout))
+    for f in doc["findings"]:
+        if f.get("line"):
+            assert f["line"] in parsed.get(f["file"]).commentable(f.get("side", "RIGHT"))
+        assert len(f["fingerprint"]) == 16
+
+
+def test_per_file_call_sees_surrounding_file_and_nothing_of_other_calls(anthropic_emu, repo: Path, capsys) -> None:
+    anthropic_emu.responder = _median_model()
+    code, _, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    assert code == 0, err
+    per_file = [r for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
+    util = next(r for r in per_file if "File: util.py" in user_text(r.body))
+    app = next(r for r in per_file if "File: app.py" in user_text(r.body))
+    assert "def mean(xs):" in user_text(util.body)  # unchanged context from the file at head
+    # Independent instances: no per-file call carries another file's diff or findings.
+    assert "median() raises IndexError" not in user_text(app.body)
+    assert "report(xs)" not in user_text(util.body)
+    cross = next(r for r in anthropic_emu.message_requests() if pass_of(r.body) == "cross_file")
+    assert "median() raises IndexError" in user_text(cross.body)  # handed pass-1 findings as data
+    systems = {json.dumps(r.body["system"]) for r in anthropic_emu.message_requests() if pass_of(r.body) != "aggregate"}
+    assert len(systems) == 1  # one shared, cacheable prefix
+
+
+def test_per_file_calls_read_the_prewarmed_cache(anthropic_emu, repo: Path, capsys) -> None:
+    anthropic_emu.latency = 0.2
+    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    assert code == 0, err
+    usage = json.loads(out)["stats"]["usage"]
+    assert usage["cache_read_input_tokens"] > 0
+    per_file = [r for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
+    assert all(r.started >= anthropic_emu.message_requests()[0].finished for r in per_file)
+
+
+def test_schema_violation_is_repaired_once_quoting_the_error(anthropic_emu, capsys) -> None:
+    bad = {"findings": [{"file": "multi.py", "line": 3, "severity": "warning", "issue": "x", "confidence": 1.5}]}
+    good = {"findings": [{"file": "multi.py", "line": 3, "severity": "warning", "issue": "x", "confidence": 0.5}]}
+    anthropic_emu.responder = ScriptedModel(per_file={"multi.py": [bad, good]})
+    code, out, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["stats"]["calls"]["repairs"] == 1
+    assert len(doc["findings"]) == 1 and doc["stats"]["files_failed"] == []
+    repair = [r for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"][-1]
+    assert "1.5 is greater than the maximum of 1" in user_text(repair.body)
+    assert len(repair.body["messages"]) == 1
+
+
+def test_file_whose_calls_keep_failing_is_listed_and_the_review_completes(anthropic_emu, repo: Path, capsys) -> None:
+    anthropic_emu.responder = ScriptedModel(per_file={
+        "util.py": "this is not json",
+        "app.py": {"findings": [{"file": "app.py", "line": 5, "severity": "info", "issue": "fine"}]},
+    })
+    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [f["file"] for f in doc["stats"]["files_failed"]] == ["util.py"]
+    assert "not valid JSON" in doc["stats"]["files_failed"][0]["error"]
+    assert doc["stats"]["files_reviewed"] == ["app.py"]
+    assert [f["issue"] for f in doc["findings"]] == ["fine"]
+
+
+def test_refusal_fails_only_that_file_without_a_repair(anthropic_emu, repo: Path, capsys) -> None:
+    anthropic_emu.responder = ScriptedModel(per_file={"util.py": Refusal(explanation="no")})
+    code, out, _ = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0
+    assert "refused" in doc["stats"]["files_failed"][0]["error"]
+    util_calls = [r for r in anthropic_emu.message_requests() if "File: util.py" in user_text(r.body)]
+    assert len(util_calls) == 1
+
+
+def test_overload_is_retried_by_the_sdk_and_the_review_succeeds(anthropic_emu, capsys) -> None:
+    anthropic_emu.enqueue_fault(Fault(529, retry_after=0), count=2)
+    code, out, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["stats"]["files_failed"] == []
+    assert sum(1 for r in anthropic_emu.requests if r.status == 529) == 2
+
+
+def test_every_call_failing_exits_3(anthropic_emu, capsys) -> None:
+    anthropic_emu.responder = lambda body: Fault(500, retry_after=0)
+    code, _, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"))
+    assert code == 3
+    assert "every model call failed" in err
+
+
+def test_bad_api_key_exits_3_after_one_request(anthropic_emu, repo: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "wrong")
+    code, _, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1")
+    assert code == 3
+    assert "401" in err and "invalid x-api-key" in err
+    assert len(anthropic_emu.requests) <= 3
+
+
+def test_unknown_model_exits_3_with_the_api_message(anthropic_emu, capsys) -> None:
+    code, _, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"), "--model", "claude-nope-1")
+    assert code == 3
+    assert "claude-nope-1" in err
+
+
+def test_concurrency_never_exceeds_the_flag(anthropic_emu, capsys, tmp_path: Path) -> None:
+    patch = "".join(
+        f"--- a/f{i}.py\n+++ b/f{i}.py\n@@ -1,1 +1,2 @@\n x = {i}\n+y = {i}\n" for i in range(10)
+    )
+    (tmp_path / "ten.diff").write_text(patch)
+    anthropic_emu.latency = 0.15
+    code, out, err = run(capsys, "review", "--diff", str(tmp_path / "ten.diff"), "--max-concurrency", "3", "--format", "json")
+    assert code == 0, err
+    assert anthropic_emu.max_in_flight == 3
+    assert json.loads(out)["stats"]["calls"]["per_file"] == 10
+
+
+def test_fail_on_sets_exit_1_when_a_finding_reaches_it(anthropic_emu, repo: Path, capsys) -> None:
+    anthropic_emu.responder = _median_model()
+    code, _, _ = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--fail-on", "warning")
+    assert code == 1
+    anthropic_emu.responder = _median_model()
+    code, _, _ = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--fail-on", "critical")
+    assert code == 0
+
+
+def test_aggregate_merges_duplicates_into_one_finding(anthropic_emu, repo: Path, capsys) -> None:
+    model = _median_model()
+
+    def merge_all_edge_cases(body: dict) -> dict:
+        rows = each_alone(body)["groups"]
+        edge = [g["ids"][0] for g, r in zip(rows, __import__("tests.model_script", fromlist=["x"]).finding_rows(body))
+                if "empty" in r["issue"]]
+        rest = [g for g in rows if g["ids"][0] not in edge]
+        return {"groups": [{"ids": edge, "severity": "critical", "confidence": 0.95, "issue": "empty input crashes"}] + rest}
+
+    model.aggregate = merge_all_edge_cases
+    anthropic_emu.responder = model
+    code, out, _ = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["findings"][0]["severity"] == "critical" and doc["findings"][0]["issue"] == "empty input crashes"
+    assert len(doc["findings"]) == 2
+
+
+def test_dry_run_sends_no_request_and_needs_no_key(no_anthropic, anthropic_server, repo: Path, capsys) -> None:
+    anthropic_server.reset()
+    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--dry-run")
+    assert code == 0, err
+    assert "per-file 2, cross-file 1, aggregate 1" in out
+    assert "poetry.lock: ignored by *.lock" in out
+    assert "$" in out and anthropic_server.requests == []
+
+
+def test_missing_api_key_is_one_line_naming_the_variable(no_anthropic, repo: Path, capsys) -> None:
+    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1")
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "ANTHROPIC_API_KEY" in err and "--dry-run" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "nothing to review"),
+    (["--diff", "x.diff", "--base", "HEAD"], "not both"),
+    (["--diff", "/nonexistent.diff"], "no such file"),
+    (["--base", "no-such-ref"], "is not a commit"),
+    (["--format", "yaml", "--diff", "-"], "Invalid value for '--format'"),
+])
+def test_usage_errors_exit_2_with_one_line(no_anthropic, repo: Path, capsys, monkeypatch, args, message) -> None:
+    monkeypatch.chdir(repo)
+    code, out, err = run(capsys, "review", *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_config_error_exits_2_naming_the_key(no_anthropic, repo: Path, capsys) -> None:
+    (repo / ".reviewer.toml").write_text("max_concurency = 4\n")
+    code, _, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--dry-run")
+    assert code == 2 and "unknown key 'max_concurency'" in err
+
+
+def test_empty_diff_is_a_clean_review_with_no_calls(anthropic_emu, capsys) -> None:
+    code, out, _ = run(capsys, "review", "--diff", str(DIFFS / "empty.diff"), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["findings"] == [] and anthropic_emu.requests == []
+
+
+def test_output_flag_writes_the_report_and_keeps_stdout_empty(anthropic_emu, repo: Path, capsys, tmp_path) -> None:
+    anthropic_emu.responder = _median_model()
+    target = tmp_path / "out" / "review.md"
+    code, out, _ = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "markdown", "--output", str(target))
+    assert code == 0 and out == ""
+    text = target.read_text()
+    assert "median() raises IndexError" in text and "| critical | warning | info |" in text
