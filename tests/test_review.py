@@ -142,7 +142,7 @@ def test_refusal_fails_only_that_file_without_a_repair(anthropic_emu, repo: Path
 
 
 def test_overload_is_retried_by_the_sdk_and_the_review_succeeds(anthropic_emu, capsys) -> None:
-    anthropic_emu.enqueue_fault(Fault(529, retry_after=0), count=2)
+    anthropic_emu.enqueue_fault(Fault(529, retry_after=0.001), count=2)
     code, out, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"), "--format", "json")
     assert code == 0, err
     assert json.loads(out)["stats"]["files_failed"] == []
@@ -150,7 +150,7 @@ def test_overload_is_retried_by_the_sdk_and_the_review_succeeds(anthropic_emu, c
 
 
 def test_every_call_failing_exits_3(anthropic_emu, capsys) -> None:
-    anthropic_emu.responder = lambda body: Fault(500, retry_after=0)
+    anthropic_emu.responder = lambda body: Fault(500, retry_after=0.001)
     code, _, err = run(capsys, "review", "--diff", str(DIFFS / "multi_hunk.diff"))
     assert code == 3
     assert "every model call failed" in err
