@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from . import __version__, config as config_mod, diff as diff_mod, engine, schem
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
 from .findings import at_or_above
-from .publish import json as json_pub, markdown, sarif, text
+from .models import Diff, Plan, ReviewResult, Skipped
+from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
 
 FORMATS = ("text", "json", "markdown", "sarif")
 
@@ -76,6 +78,9 @@ def _load_config(config_path: str | None, repo_dir: Path, **overrides: Any) -> c
 @click.option("--diff", "diff_path", metavar="PATH", help="Unified diff file, or - for stdin.")
 @click.option("--base", help="Review `git diff BASE...HEAD` of the repository at --repo-dir.")
 @click.option("--head", default="HEAD", show_default=True, help="Head ref for --base.")
+@click.option("--pr", "pr_number", type=click.IntRange(1), help="Review a GitHub pull request (GITHUB_TOKEN, GITHUB_API_URL).")
+@click.option("--repo", "repo_name", metavar="OWNER/NAME", help="Repository of --pr [default: GITHUB_REPOSITORY].")
+@click.option("--post", is_flag=True, help="Post the review on the pull request (one review per run).")
 @click.option("--repo-dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Local git repository (for --base, configuration and file context).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
@@ -86,16 +91,34 @@ def _load_config(config_path: str | None, repo_dir: Path, **overrides: Any) -> c
 @click.option("--fail-on", type=click.Choice(["critical", "warning", "info", "never"]),
               help="Exit 1 when a finding is at or above this severity [default: never].")
 @click.option("--config", "config_path", metavar="PATH", help="Configuration file (default: .reviewer.toml or [tool.reviewer] in pyproject.toml).")
-def review(diff_path: str | None, base: str | None, head: str, repo_dir: Path, fmt: str,
-           output: Path | None, model: str | None, max_concurrency: int | None, dry_run: bool,
-           fail_on: str | None, config_path: str | None) -> int:
+def review(diff_path: str | None, base: str | None, head: str, pr_number: int | None, repo_name: str | None,
+           post: bool, repo_dir: Path, fmt: str, output: Path | None, model: str | None,
+           max_concurrency: int | None, dry_run: bool, fail_on: str | None, config_path: str | None) -> int:
     """Review a diff with three passes: per file, cross-file, aggregate."""
-    if diff_path and base:
-        raise UsageError("give either --diff or --base, not both")
-    if not diff_path and not base:
-        raise UsageError("nothing to review: give --diff PATH (or - for stdin), or --base REF for a git repository")
+    chosen = [name for name, value in (("--diff", diff_path), ("--base", base), ("--pr", pr_number)) if value]
+    if len(chosen) > 1:
+        raise UsageError(f"give only one of --diff, --base and --pr (got {' and '.join(chosen)})")
+    from_event = not chosen and actions.in_actions() and bool(os.environ.get("GITHUB_EVENT_PATH"))
+    if not chosen and not from_event:
+        raise UsageError("nothing to review: give --diff PATH (or - for stdin), --base REF for a git repository, or --pr N")
+    if post and not (pr_number or from_event):
+        raise UsageError("--post needs a pull request: --pr N, or a pull_request event in GitHub Actions")
     cfg = _load_config(config_path, repo_dir, model=model, max_concurrency=max_concurrency, fail_on=fail_on)
+    if pr_number or from_event:
+        return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run)
     src = source_mod.from_path(diff_path) if diff_path else source_mod.from_git(repo_dir, base or "", head)
+    parsed = _parse(src, cfg)
+    if dry_run:
+        _emit_plan(engine.plan(parsed, cfg), fmt, output)
+        return EXIT_OK
+    if parsed.files:
+        require_credentials()
+    result = engine.review(parsed, cfg, progress=_progress())
+    _emit_result(result, fmt, output)
+    return EXIT_FINDINGS if at_or_above(result.findings, cfg.fail_on) else EXIT_OK
+
+
+def _parse(src: source_mod.Source, cfg: config_mod.Config, extra_skips: tuple[Skipped, ...] = ()) -> Diff:
     try:
         parsed = diff_mod.parse(
             diff_mod.decode(src.data), ignore=cfg.ignore_globs, max_file_bytes=cfg.max_file_bytes,
@@ -103,22 +126,74 @@ def review(diff_path: str | None, base: str | None, head: str, repo_dir: Path, f
         )
     finally:
         src.close()
-    if dry_run:
-        plan = engine.plan(parsed, cfg)
-        renderer = {"json": json_pub.render_plan, "markdown": markdown.render_plan}.get(fmt, text.render_plan)
-        _emit(renderer(plan), output)
-        return EXIT_OK
-    if parsed.files:
-        require_credentials()
-    result = engine.review(parsed, cfg, progress=_progress())
-    rendered = {
+    return Diff(parsed.files, parsed.skipped + extra_skips) if extra_skips else parsed
+
+
+def _emit_plan(plan: Plan, fmt: str, output: Path | None) -> None:
+    renderer = {"json": json_pub.render_plan, "markdown": markdown.render_plan}.get(fmt, text.render_plan)
+    _emit(renderer(plan), output)
+
+
+def _render(result: ReviewResult, fmt: str) -> str:
+    return {
         "text": text.render,
         "json": json_pub.render,
         "markdown": markdown.render,
         "sarif": lambda r: sarif.render(r.findings),
     }[fmt](result)
-    _emit(rendered, output)
-    return EXIT_FINDINGS if at_or_above(result.findings, cfg.fail_on) else EXIT_OK
+
+
+def _emit_result(result: ReviewResult, fmt: str, output: Path | None) -> None:
+    _emit(_render(result, fmt), output)
+    if actions.in_actions():
+        report = output or actions.default_report_path()
+        if report is not None and output is None:
+            _emit(markdown.render(result), report)
+        actions.write_step_summary(markdown.render(result), str(report) if report else None)
+        actions.write_outputs({
+            "findings": len(result.findings),
+            "critical": sum(1 for f in result.findings if f.severity == "critical"),
+            "report": str(report or ""),
+        })
+
+
+def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: str | None, post: bool,
+                         from_event: bool, fmt: str, output: Path | None, dry_run: bool) -> int:
+    if from_event:
+        repo_name, number = source_mod.pull_request_from_event(repository=repo_name)
+    repo_name = repo_name or os.environ.get("GITHUB_REPOSITORY")
+    if not repo_name or "/" not in repo_name:
+        raise UsageError("--pr needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
+    assert number is not None
+    gh = source_mod.github_client()
+    src, pr, no_patch = source_mod.from_pull_request(gh, repo_name, number)
+    if pr.draft and from_event:
+        click.echo(actions.notice(f"{repo_name}#{number} is a draft: not reviewed"), err=True)
+        return EXIT_OK
+    parsed = _parse(src, cfg, tuple(Skipped(path, reason) for path, reason in no_patch))
+    prior = github_pub.read_prior(gh, pr, cfg)
+    changed = github_pub.changed_since(gh, pr, prior.last_sha)
+    if dry_run:
+        _emit_plan(engine.plan(parsed, cfg, engine.Prior(prior.open_findings), changed), fmt, output)
+        return EXIT_OK
+    if changed is not None and not changed and prior.last_sha == pr.head_sha:
+        click.echo(f"reviewer: {repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; nothing to do", err=True)
+        return EXIT_OK
+    if parsed.files:
+        require_credentials()
+    result = engine.review(parsed, cfg, prior=engine.Prior(prior.open_findings), only=changed, progress=_progress())
+    result = replace(result, notes=result.notes + tuple(prior.notes))
+    outcome = github_pub.decide(prior, result, parsed, changed)
+    if post:
+        posting = github_pub.post(gh, pr, result, outcome, prior, cfg, parsed)
+        click.echo(
+            f"reviewer: posted {posting.inline} inline comment(s), {posting.in_body} in the review body, "
+            f"{len(outcome.still_open)} still open, {posting.resolved} resolved, {outcome.suppressed} already reported",
+            err=True,
+        )
+    _emit_result(result, fmt, output)
+    still = [p.finding for p in outcome.still_open]
+    return EXIT_FINDINGS if at_or_above(list(result.findings) + still, cfg.fail_on) else EXIT_OK
 
 
 @cli.command()

@@ -67,6 +67,9 @@ class Config:
     max_retries: int = 4
     request_timeout: float = 300.0
     fail_on: str = "never"
+    max_inline_comments: int = 30
+    bot_login: str = "github-actions[bot]"
+    resolve_threads: bool = True
     source: str | None = None
     """The file this configuration was read from, for messages."""
 

@@ -67,8 +67,9 @@ class _Setup:
     notes: list[str] = field(default_factory=list)
 
 
-def _setup(diff: Diff, config: Config, prior: Prior) -> _Setup:
-    tasks = [t for f in diff.files for t in per_file.tasks(f, config, prior.for_file(f.path))]
+def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None = None) -> _Setup:
+    files = [f for f in diff.files if only is None or f.path in only]
+    tasks = [t for f in files for t in per_file.tasks(f, config, prior.for_file(f.path))]
     prefix = Prefix.build(config.guidelines)
     cache_ok = prefix.tokens >= config.cache_min_tokens
     prewarm = config.prewarm and cache_ok and len(tasks) >= 2
@@ -76,9 +77,9 @@ def _setup(diff: Diff, config: Config, prior: Prior) -> _Setup:
     return _Setup(tasks, prefix, cache_ok, prewarm, notes)
 
 
-def plan(diff: Diff, config: Config, prior: Prior = Prior()) -> Plan:
+def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None) -> Plan:
     """What `review` would send and roughly what it would cost; makes no request."""
-    s = _setup(diff, config, prior)
+    s = _setup(diff, config, prior, only)
     schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.findings_answer_schema())))
     agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
     p = s.prefix.tokens
@@ -123,24 +124,30 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior()) -> Plan:
     add("aggregate", "aggregate", config.model_for("aggregate"),
         pricing.estimate_tokens(agg_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
         guessed * 40, False, agg_schema_tokens)
-    return Plan(tuple(f.path for f in diff.files), diff.skipped, tuple(calls), usage,
+    return Plan(tuple(dict.fromkeys(t.file.path for t in s.tasks)), diff.skipped, tuple(calls), usage,
                 None if cost is None else round(cost, 6), tuple(notes))
 
 
-def review(diff: Diff, config: Config, *, prior: Prior = Prior(), progress: Progress | None = None) -> ReviewResult:
+def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozenset[str] | None = None,
+           progress: Progress | None = None) -> ReviewResult:
     """Run the three passes over `diff`.
+
+    `only` limits the per-file pass to those paths (a re-review reads only files
+    changed since the last one); cross-file and aggregate always cover the
+    whole diff. `prior` findings are shown to every pass that concerns them.
 
     A failed per-file call marks its file failed and the review goes on; a failed
     cross-file or aggregate call is noted and its pass skipped. Raises
     ServiceError when a failure would hit every call (bad key, unknown model) or
     when no call at all produced a result.
     """
-    return asyncio.run(_review(diff, config, prior, progress or _Silent()))
+    return asyncio.run(_review(diff, config, prior, only, progress or _Silent()))
 
 
-async def _review(diff: Diff, config: Config, prior: Prior, progress: Progress) -> ReviewResult:
-    s = _setup(diff, config, prior)
-    if not s.tasks:
+async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None,
+                  progress: Progress) -> ReviewResult:
+    s = _setup(diff, config, prior, only)
+    if not s.tasks and (only is None or not diff.files):
         return ReviewResult((), (), diff.skipped, (), (), tuple(s.notes))
     client = ModelClient(config)
     try:
@@ -196,7 +203,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         cross_ok = False
         notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
 
-    if len(failed) == len(diff.files) and not cross_ok:
+    if s.tasks and len(failed) == len({t.file.path for t in s.tasks}) and not cross_ok:
         first = next(iter(failed.values()))
         raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
 
@@ -215,7 +222,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
     notes.extend(client.notes)
     return ReviewResult(
         findings=tuple(findings_mod.finalize(found)),
-        reviewed=tuple(f.path for f in diff.files if f.path not in failed),
+        reviewed=tuple(p for p in dict.fromkeys(t.file.path for t in s.tasks) if p not in failed),
         skipped=diff.skipped,
         failed=tuple(Failed(path, error) for path, error in failed.items()),
         calls=tuple(client.calls),

@@ -38,7 +38,7 @@ def normalize_path(path: str) -> str:
     return path
 
 
-def _code(file: FileDiff, line: int, end: int | None, side: Side) -> str:
+def code_at(file: FileDiff, line: int, end: int | None, side: Side) -> str:
     texts = []
     for n in range(line, (end or line) + 1):
         text = file.line_text(n, side)
@@ -97,7 +97,7 @@ def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
         # replace the wrong code, so it becomes prose.
         suggestion = ((suggestion or "") + "\n\nProposed code:\n" + replacement).strip()
         replacement = None
-    code = _code(file, line, end, side) if line is not None else ""
+    code = code_at(file, line, end, side) if line is not None else ""
     category = str(raw.get("category") or "other")
     finding = Finding(
         file=file.path,

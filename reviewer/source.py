@@ -1,4 +1,4 @@
-"""Where a diff comes from: a file, stdin, or a local git repository.
+"""Where a diff comes from: a file, stdin, a local git repository, or a GitHub pull request.
 
 A source yields the diff bytes and, when it can, a reader for files at head so
 the per-file pass gets surrounding context, not only the hunks.
@@ -6,13 +6,15 @@ the per-file pass gets surrounding context, not only the hunks.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from .errors import UsageError
+from .errors import ReviewerError, ServiceError, UsageError
 
 
 @dataclass
@@ -104,3 +106,140 @@ def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
     )
     reader = _BlobReader(repo_dir, head_sha)
     return Source(f"{base}...{head}", data, read_head=reader, close=reader.close)
+
+
+# --- pull requests on GitHub -------------------------------------------------
+
+GITHUB_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The pull request being reviewed, as read when the run started."""
+
+    repo: str
+    number: int
+    head_sha: str
+    base_sha: str
+    draft: bool
+    fork: bool
+
+
+def github_client(token: str | None = None, base_url: str | None = None) -> Any:
+    """A PyGithub client for GITHUB_API_URL with GITHUB_TOKEN.
+
+    POST and PATCH are never retried by the transport: GitHub may have stored a
+    review whose answer was a 5xx, and PyGithub's default retry would post it
+    again. `publish.github` checks and retries those writes itself.
+    """
+    import logging
+
+    from github import Auth, Github, GithubRetry
+    from urllib3.util.retry import Retry
+
+    # PyGithub logs every retried request at INFO through a handler bound to the
+    # stderr of import time; keep warnings only, through logging's last resort.
+    github_logger = logging.getLogger("github")
+    github_logger.setLevel(logging.WARNING)
+    for handler in list(github_logger.handlers):
+        github_logger.removeHandler(handler)
+
+    token = token or os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if not token:
+        raise UsageError("GITHUB_TOKEN is not set: reading a pull request needs a token")
+    retry = GithubRetry(
+        total=6,
+        secondary_rate_wait=float(os.environ.get("REVIEWER_GITHUB_SECONDARY_WAIT", "60")),
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS.union({"GET"}) - {"POST", "PATCH"},
+    )
+    return Github(
+        auth=Auth.Token(token),
+        base_url=(base_url or os.environ.get("GITHUB_API_URL") or GITHUB_API).rstrip("/"),
+        retry=retry,
+        timeout=30,
+        seconds_between_requests=float(os.environ.get("REVIEWER_GITHUB_THROTTLE", "0.25")),
+        seconds_between_writes=float(os.environ.get("REVIEWER_GITHUB_WRITE_THROTTLE", "1.0")),
+    )
+
+
+def pull_request_from_event(event_path: str | None = None, repository: str | None = None) -> tuple[str, int]:
+    """(owner/name, number) of the pull request in the Actions event payload."""
+    event_path = event_path or os.environ.get("GITHUB_EVENT_PATH")
+    if not event_path:
+        raise UsageError("no pull request: pass --pr N (and --repo OWNER/NAME), or run inside a pull_request workflow")
+    try:
+        payload = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{event_path}: cannot read the event payload: {exc}") from None
+    pr = payload.get("pull_request") if isinstance(payload, dict) else None
+    if not isinstance(pr, dict) or not isinstance(pr.get("number"), int):
+        name = os.environ.get("GITHUB_EVENT_NAME", "this event")
+        raise UsageError(f"the event payload ({name}) is not a pull request; run on pull_request or pass --pr N")
+    repo = repository or os.environ.get("GITHUB_REPOSITORY") or (pr.get("base", {}).get("repo", {}) or {}).get("full_name")
+    if not repo:
+        raise UsageError("GITHUB_REPOSITORY is not set and the payload names no repository")
+    return repo, pr["number"]
+
+
+def _file_header(f: Any) -> str:
+    old = f.previous_filename or f.filename
+    lines = [f"diff --git a/{old} b/{f.filename}"]
+    if f.status == "renamed" and f.previous_filename:
+        lines += [f"rename from {old}", f"rename to {f.filename}"]
+    source = "/dev/null" if f.status == "added" else f"a/{old}"
+    target = "/dev/null" if f.status == "removed" else f"b/{f.filename}"
+    lines += [f"--- {source}", f"+++ {target}"]
+    return "\n".join(lines) + "\n"
+
+
+def from_pull_request(gh: Any, repo_name: str, number: int) -> tuple[Source, PullRequest, list[tuple[str, str]]]:
+    """The PR's diff rebuilt from `pulls/{n}/files` (every page), and files without a patch.
+
+    GitHub omits `patch` for binary files and very large diffs; those are returned
+    as (path, reason) so the review lists them as skipped.
+    """
+    from github import GithubException, UnknownObjectException
+
+    try:
+        repo = gh.get_repo(repo_name)
+        pr = repo.get_pull(number)
+        files = list(pr.get_files())
+    except UnknownObjectException:
+        raise UsageError(f"pull request {repo_name}#{number} not found (or the token cannot see it)") from None
+    except GithubException as exc:
+        raise _github_error(exc, f"reading {repo_name}#{number}") from None
+    head_repo = pr.head.repo
+    info = PullRequest(
+        repo=repo_name, number=number, head_sha=pr.head.sha, base_sha=pr.base.sha, draft=bool(pr.draft),
+        fork=head_repo is None or head_repo.full_name != repo_name,
+    )
+    chunks: list[str] = []
+    no_patch: list[tuple[str, str]] = []
+    for f in files:
+        if f.status == "removed":
+            no_patch.append((f.filename, "deleted"))
+        elif f.patch is None:
+            no_patch.append((f.filename, "binary or too large: GitHub sent no patch"))
+        else:
+            patch = f.patch if f.patch.endswith("\n") else f.patch + "\n"
+            chunks.append(_file_header(f) + patch)
+
+    def read_head(path: str) -> bytes | None:
+        try:
+            content = repo.get_contents(path, ref=info.head_sha)
+        except GithubException:
+            return None
+        if isinstance(content, list) or content.encoding != "base64":
+            return None  # a directory, or over 1 MB (no inline content)
+        return content.decoded_content
+
+    return Source(f"{repo_name}#{number}", "".join(chunks).encode("utf-8"), read_head=read_head), info, no_patch
+
+
+def _github_error(exc: Any, doing: str) -> ReviewerError:
+    from github import BadCredentialsException
+
+    message = exc.data.get("message") if isinstance(getattr(exc, "data", None), dict) else str(exc)
+    if isinstance(exc, BadCredentialsException):
+        return ServiceError(f"GitHub rejected the token while {doing}: {message}")
+    return ServiceError(f"GitHub answered {exc.status} while {doing}: {message}")

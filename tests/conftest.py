@@ -69,3 +69,28 @@ def repo(tmp_path: Path) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-qm", "second")
     return root
+
+
+@pytest.fixture(scope="session")
+def github_server() -> Iterator["GitHubEmulator"]:
+    from tests.emulators.github import GitHubEmulator
+
+    gh = GitHubEmulator()
+    gh.start()
+    yield gh
+    gh.stop()
+
+
+@pytest.fixture
+def github_emu(github_server, monkeypatch: pytest.MonkeyPatch):
+    """The GitHub emulator with a PAT for `reviewer-bot`; PyGithub's throttles off."""
+    github_server.reset()
+    github_server.add_token("gh-token", kind="pat", login="reviewer-bot")
+    monkeypatch.setenv("GITHUB_API_URL", github_server.base_url)
+    monkeypatch.setenv("GITHUB_TOKEN", "gh-token")
+    monkeypatch.setenv("REVIEWER_GITHUB_THROTTLE", "0")
+    monkeypatch.setenv("REVIEWER_GITHUB_WRITE_THROTTLE", "0")
+    monkeypatch.setenv("REVIEWER_GITHUB_SECONDARY_WAIT", "0")
+    for name in ("GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "RUNNER_TEMP"):
+        monkeypatch.delenv(name, raising=False)
+    return github_server

@@ -228,7 +228,7 @@ def test_missing_api_key_is_one_line_naming_the_variable(no_anthropic, repo: Pat
 
 @pytest.mark.parametrize("args, message", [
     ([], "nothing to review"),
-    (["--diff", "x.diff", "--base", "HEAD"], "not both"),
+    (["--diff", "x.diff", "--base", "HEAD"], "give only one of --diff, --base and --pr"),
     (["--diff", "/nonexistent.diff"], "no such file"),
     (["--base", "no-such-ref"], "is not a commit"),
     (["--format", "yaml", "--diff", "-"], "Invalid value for '--format'"),
