@@ -1,0 +1,72 @@
+"""Workflow security: the rules zizmor cannot know about this project, as tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+FILES = WORKFLOWS + [ROOT / "action.yml"]
+ALLOWED_WRITE = {"pull-requests", "security-events", "contents", "actions"}
+UNTRUSTED = re.compile(r"\$\{\{\s*(github\.event\.|github\.head_ref|inputs\.)")
+
+
+def _load(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # BaseLoader: `on` stays a string
+
+
+def _steps(doc: dict) -> list[dict]:
+    if "runs" in doc:
+        return doc["runs"].get("steps", [])
+    return [s for job in doc.get("jobs", {}).values() for s in job.get("steps", [])]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_pull_request_target(path: Path) -> None:
+    assert "pull_request_target" not in _load(path).get("on", {})
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_explicit_and_least_privilege(path: Path) -> None:
+    doc = _load(path)
+    assert doc.get("permissions") in ({}, "{}", None) or isinstance(doc.get("permissions"), dict)
+    assert doc.get("permissions") not in ("write-all", "read-all")
+    for name, job in doc["jobs"].items():
+        perms = job.get("permissions")
+        assert isinstance(perms, dict), f"job {name} must list its permissions"
+        for scope, level in perms.items():
+            assert level in ("read", "none") or scope in ALLOWED_WRITE, f"{name}: {scope}: {level}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_no_untrusted_expression_inside_run_scripts(path: Path) -> None:
+    for step in _steps(_load(path)):
+        assert not UNTRUSTED.search(step.get("run", "")), f"{step.get('name')}: pass it through env:"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_never_reach_code_checked_out_from_the_pull_request(path: Path) -> None:
+    doc = _load(path)
+    for name, job in doc["jobs"].items():
+        steps = job.get("steps", [])
+        pr_code = any(
+            "checkout" in s.get("uses", "") and "base" not in s.get("with", {}).get("ref", "")
+            for s in steps
+        ) and "pull_request" in doc.get("on", {})
+        if pr_code:
+            for s in steps:
+                assert "secrets." not in str(s), f"job {name} runs PR code next to a secret"
+
+
+def test_review_workflow_skips_drafts_and_forks_and_cancels_stale_runs() -> None:
+    doc = _load(ROOT / ".github" / "workflows" / "review.yml")
+    assert doc["concurrency"]["cancel-in-progress"] == "true"
+    assert "github.event.pull_request.number" in doc["concurrency"]["group"]
+    job = doc["jobs"]["review"]
+    assert "draft" in job["if"]
+    assert any("fork" in s.get("run", "") for s in job["steps"])
+    assert sorted(doc["on"]["pull_request"]["types"]) == ["opened", "ready_for_review", "reopened", "synchronize"]
