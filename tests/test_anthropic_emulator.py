@@ -1,0 +1,669 @@
+"""The Anthropic emulator, driven by the real `anthropic` SDK (and raw HTTP where the SDK cannot go)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import anthropic
+import pytest
+
+from tests.emulators.anthropic import (
+    AnthropicEmulator,
+    Drop,
+    Fault,
+    Refusal,
+    Reply,
+    Slow,
+    Truncated,
+    tokens,
+)
+
+MODEL = "claude-sonnet-5-5"
+SCHEMA: Dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"line": {"type": "integer"}, "title": {"type": "string"}},
+                "required": ["line", "title"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["findings"],
+    "additionalProperties": False,
+}
+OUTPUT_CONFIG = {"format": {"type": "json_schema", "schema": SCHEMA}}
+BIG_SYSTEM = "You review code carefully. " * 200  # 5,400 chars -> 1,350 tokens
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[AnthropicEmulator]:
+    with AnthropicEmulator(api_keys=("test-key",)) as emu:
+        yield emu
+
+
+_CLIENTS: List[anthropic.Anthropic] = []
+
+
+@pytest.fixture
+def emu(server: AnthropicEmulator) -> Iterator[AnthropicEmulator]:
+    server.reset()
+    yield server
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
+def client(emu: AnthropicEmulator, max_retries: int = 0, **kwargs: Any) -> anthropic.Anthropic:
+    """A sync SDK client on the emulator, closed after the test."""
+    sdk = anthropic.Anthropic(api_key=kwargs.pop("api_key", "test-key"), base_url=emu.base_url,
+                              max_retries=max_retries, timeout=10, **kwargs)
+    _CLIENTS.append(sdk)
+    return sdk
+
+
+def aclient(emu: AnthropicEmulator, max_retries: int = 0) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(api_key="test-key", base_url=emu.base_url, max_retries=max_retries, timeout=10)
+
+
+def cached_system(text: str = BIG_SYSTEM, ttl: Optional[str] = None) -> List[Dict[str, Any]]:
+    cc: Dict[str, Any] = {"type": "ephemeral"}
+    if ttl:
+        cc["ttl"] = ttl
+    return [{"type": "text", "text": text, "cache_control": cc}]
+
+
+def params(**overrides: Any) -> Dict[str, Any]:
+    base: Dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "Review this diff."}],
+        "output_config": OUTPUT_CONFIG,
+    }
+    base.update(overrides)
+    return base
+
+
+def raw(emu: AnthropicEmulator, method: str, path: str, body: Any = None,
+        headers: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, str], Any]:
+    """A request without the SDK: (status, lower-cased headers, parsed JSON or text)."""
+    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(emu.base_url + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, hdrs, text = response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as err:
+        with err:
+            status, hdrs, text = err.code, dict(err.headers), err.read().decode()
+    hdrs = {k.lower(): v for k, v in hdrs.items()}
+    try:
+        return status, hdrs, json.loads(text)
+    except json.JSONDecodeError:
+        return status, hdrs, text
+
+
+GOOD_HEADERS = {"x-api-key": "test-key", "anthropic-version": "2026-10-21", "content-type": "application/json"}
+
+
+def bad_request(emu: AnthropicEmulator, **overrides: Any) -> str:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(emu, max_retries=2).messages.create(**params(**overrides))
+    return info.value.body["error"]["message"]
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_structured_output_round_trip(emu: AnthropicEmulator) -> None:
+    answer = {"findings": [{"line": 3, "title": "off by one"}]}
+    seen: List[Dict[str, Any]] = []
+
+    def responder(body: Dict[str, Any]) -> Any:
+        seen.append(body)
+        return answer
+
+    emu.responder = responder
+    message = client(emu).messages.create(**params())
+    assert json.loads(message.content[0].text) == answer
+    assert message.stop_reason == "end_turn"
+    assert message.id.startswith("msg_") and message._request_id.startswith("req_")
+    assert message.model == MODEL
+    expected_in = tokens(json.dumps(SCHEMA, sort_keys=True, separators=(",", ":"))) + tokens("Review this diff.")
+    assert message.usage.input_tokens == expected_in
+    assert message.usage.output_tokens == tokens(json.dumps(answer))
+    assert message.usage.cache_read_input_tokens == 0 and message.usage.cache_creation_input_tokens == 0
+    assert seen[0]["output_config"] == OUTPUT_CONFIG
+    [recorded] = emu.message_requests()
+    assert recorded.headers["authorization"] == "Bearer test-key"
+    assert recorded.headers["anthropic-version"] == "2026-10-21"
+    assert recorded.body["model"] == MODEL and recorded.finished >= recorded.started
+
+
+def test_answer_kinds(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    emu.responder = lambda body: "not json {"
+    assert sdk.messages.create(**params()).content[0].text == "not json {"
+
+    emu.responder = lambda body: Reply("{}", output_tokens=77)
+    message = sdk.messages.create(**params())
+    assert message.content[0].text == "{}" and message.usage.output_tokens == 77
+
+    emu.responder = lambda body: Refusal("no thanks")
+    message = sdk.messages.create(**params())
+    assert message.stop_reason == "refusal"
+    assert message.stop_details is not None and message.stop_details.explanation == "no thanks"
+    assert message.stop_details.type == "refusal" and message.stop_details.category is None
+
+    emu.responder = lambda body: Truncated('{"findings": [{"li')
+    message = sdk.messages.create(**params())
+    assert message.stop_reason == "max_tokens" and message.content[0].text == '{"findings": [{"li'
+
+    # A text longer than max_tokens is cut; a stop sequence cuts too.
+    emu.responder = lambda body: "x" * 400
+    message = sdk.messages.create(**params(max_tokens=10))
+    assert message.stop_reason == "max_tokens" and message.content[0].text == "x" * 40
+    emu.responder = lambda body: "abc END def"
+    message = sdk.messages.create(**params(stop_sequences=["END"]))
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "END"
+    assert message.content[0].text == "abc "
+
+
+def test_responder_fault_for_one_subject_only(emu: AnthropicEmulator) -> None:
+    def responder(body: Dict[str, Any]) -> Any:
+        text = body["messages"][0]["content"]
+        return Fault(500, should_retry=False) if "b.py" in text else {"findings": []}
+
+    emu.responder = responder
+    sdk = client(emu, max_retries=2)
+    assert sdk.messages.create(**params(messages=[{"role": "user", "content": "a.py"}])).content
+    with pytest.raises(anthropic.InternalServerError) as info:
+        sdk.messages.create(**params(messages=[{"role": "user", "content": "b.py"}]))
+    assert info.value.body["error"]["type"] == "api_error"
+    assert len([r for r in emu.requests if r.path == "/v1/messages"]) == 2
+
+
+def test_count_tokens(emu: AnthropicEmulator) -> None:
+    body = params()
+    del body["max_tokens"]
+    counted = client(emu).messages.count_tokens(**body)
+    assert counted.input_tokens == client(emu).messages.create(**params()).usage.input_tokens
+    assert emu.message_requests()[0].path == "/v1/messages"
+
+
+# --------------------------------------------------------------------------- auth and validation
+
+
+def test_auth(emu: AnthropicEmulator) -> None:
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        client(emu, api_key="wrong").messages.create(**params())
+    assert info.value.body["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
+    assert info.value.request_id and info.value.request_id.startswith("req_")
+
+    status, headers, body = raw(emu, "POST", "/v1/messages", params(), {"anthropic-version": "2026-10-21"})
+    assert status == 401 and body["error"]["message"] == "x-api-key header is required"
+    assert body["request_id"] == headers["request-id"]
+
+    status, _, body = raw(emu, "POST", "/v1/messages", params(), GOOD_HEADERS)
+    assert status == 200 and body["type"] == "message"
+    status, _, body = raw(emu, "POST", "/v1/messages", params(), {**GOOD_HEADERS, "x-api-key": "nope"})
+    assert status == 401 and body["error"]["message"] == "invalid x-api-key"
+
+    no_version = {k: v for k, v in GOOD_HEADERS.items() if k != "anthropic-version"}
+    status, headers, body = raw(emu, "POST", "/v1/messages", params(), no_version)
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert headers["x-should-retry"] == "false"
+    status, _, _ = raw(emu, "POST", "/v1/messages", params(), {**GOOD_HEADERS, "anthropic-version": "2024-01-01"})
+    assert status == 400
+
+
+def test_body_validation_raw(emu: AnthropicEmulator) -> None:
+    status, _, body = raw(emu, "POST", "/v1/messages", b"{not json", GOOD_HEADERS)
+    assert status == 400
+    for missing in ("model", "max_tokens", "messages"):
+        payload = params()
+        del payload[missing]
+        status, _, body = raw(emu, "POST", "/v1/messages", payload, GOOD_HEADERS)
+        assert (status, body["error"]["message"]) == (400, f"{missing}: Field required")
+    status, _, body = raw(emu, "POST", "/v1/messages", params(max_tokens="10"), GOOD_HEADERS)
+    assert body["error"]["message"] == "max_tokens: Input should be a valid integer"
+    emu.max_message_body = 1000
+    status, _, body = raw(emu, "POST", "/v1/messages", params(system="x" * 2000), GOOD_HEADERS)
+    assert status == 413 and body["error"]["type"] == "request_too_large"
+    assert emu.message_requests() == []
+
+
+def test_unknown_model_is_404(emu: AnthropicEmulator) -> None:
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client(emu, max_retries=2).messages.create(**params(model="claude-nonexistent-9"))
+    assert info.value.body["error"] == {"type": "not_found_error", "message": "model: claude-nonexistent-9"}
+    assert len(emu.requests) == 1
+
+
+def test_max_tokens_bounds(emu: AnthropicEmulator) -> None:
+    assert "maximum allowed number of output tokens" in bad_request(emu, max_tokens=128_001)
+    assert "greater than or equal to 1" in bad_request(emu, max_tokens=-1)
+    assert client(emu).messages.create(**params(model="claude-haiku-4-5", max_tokens=64_000))
+    assert "64000" in bad_request(emu, model="claude-haiku-4-5-20251001", max_tokens=64_001)
+
+
+def test_schema_subset(emu: AnthropicEmulator) -> None:
+    def with_schema(schema: Dict[str, Any]) -> str:
+        return bad_request(emu, output_config={"format": {"type": "json_schema", "schema": schema}})
+
+    no_ap = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert with_schema(no_ap) == (
+        "output_config.format.schema: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    )
+    assert "'additionalProperties: true' is not supported" in with_schema({**no_ap, "additionalProperties": True})
+    nested = {"type": "object", "additionalProperties": False,
+              "properties": {"n": {"type": "integer", "minimum": 1}}}
+    assert "minimum" in with_schema(nested)
+    for keyword, value in (("maxLength", 5), ("maxItems", 3), ("multipleOf", 2), ("minItems", 2)):
+        node = {"type": "array" if "Items" in keyword else "string", keyword: value}
+        assert keyword in with_schema({"type": "object", "additionalProperties": False, "properties": {"x": node}})
+    assert "External" in with_schema({"$ref": "https://example.com/s.json"})
+    recursive = {
+        "$defs": {"Node": {"type": "object", "additionalProperties": False,
+                           "properties": {"next": {"$ref": "#/$defs/Node"}}}},
+        "$ref": "#/$defs/Node",
+    }
+    assert "Recursive" in with_schema(recursive)
+    # The SDK's own transform of a bounded pydantic-style schema is accepted.
+    accepted = anthropic.transform_schema(
+        {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]}
+    )
+    emu.responder = lambda body: {"n": 1}
+    local = {"$defs": {"P": {"type": "object", "additionalProperties": False,
+                             "properties": {"x": {"type": "string", "minItems": 1}}}},
+             "type": "object", "additionalProperties": False, "properties": {"p": {"$ref": "#/$defs/P"}}}
+    for schema in (accepted, local):
+        message = client(emu).messages.create(**params(output_config={"format": {"type": "json_schema", "schema": schema}}))
+        assert message.stop_reason == "end_turn"
+
+
+def test_prefill_and_roles(emu: AnthropicEmulator) -> None:
+    prefill = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "{"}]
+    assert bad_request(emu, messages=prefill) == (
+        "This model does not support assistant message prefill. The conversation must end with a user message."
+    )
+    assert client(emu).messages.create(**params(model="claude-haiku-4-5", messages=prefill)).content
+    assert "first message" in bad_request(emu, messages=[{"role": "assistant", "content": "x"},
+                                                          {"role": "user", "content": "y"}])
+    assert "role" in bad_request(emu, messages=[{"role": "system", "content": "x"}])
+    assert "non-empty" in bad_request(emu, messages=[{"role": "user", "content": ""}])
+
+
+def test_sampling_parameters_rejected(emu: AnthropicEmulator) -> None:
+    for name, value in (("temperature", 0.0), ("top_p", 0.9), ("top_k", 5)):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client(emu).messages.create(**params(), extra_body={name: value})
+        assert info.value.body["error"]["message"] == f"{name}: Extra inputs are not permitted"
+        assert info.value.response.headers["x-should-retry"] == "false"
+    # Allowed (on an older model) under the old API version.
+    old = {"anthropic-version": "2023-06-01"}
+    message = client(emu).messages.create(**params(model="claude-sonnet-4-5"), extra_body={"temperature": 0.2},
+                                          extra_headers=old)
+    assert message.content
+    with pytest.raises(anthropic.BadRequestError):
+        client(emu).messages.create(**params(), extra_body={"temperature": 0.2}, extra_headers=old)
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(emu).messages.create(**params(), extra_body={"bogus": 1})
+    assert info.value.body["error"]["message"] == "bogus: Extra inputs are not permitted"
+
+
+def test_cache_control_limits(emu: AnthropicEmulator) -> None:
+    blocks = [{"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral"}} for i in range(5)]
+    assert bad_request(emu, system=blocks) == "A maximum of 4 blocks with cache_control may be provided. Found 5."
+    four = blocks[:4]
+    assert client(emu).messages.create(**params(system=four)).content
+    assert "Found 5" in bad_request(emu, system=four, cache_control={"type": "ephemeral"})
+    bad_ttl = [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "10m"}}]
+    assert "ttl" in bad_request(emu, system=bad_ttl)
+
+
+# --------------------------------------------------------------------------- faults and retries
+
+
+def test_529_is_retried_then_succeeds(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Fault(529, retry_after=0), count=1)
+    message = client(emu, max_retries=2).messages.create(**params())
+    assert message.content[0].text == '{"findings": []}'
+    attempts = [r for r in emu.requests if r.path == "/v1/messages"]
+    assert [r.status for r in attempts] == [529, 200]
+    assert [r.headers["x-stainless-retry-count"] for r in attempts] == ["0", "1"]
+
+
+def test_fault_envelope_and_headers(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Fault(429, retry_after=0.01))
+    status, headers, body = raw(emu, "POST", "/v1/messages", params(), GOOD_HEADERS)
+    assert status == 429
+    assert headers["retry-after-ms"] == "10" and float(headers["retry-after"]) == 0.01
+    assert body == {"type": "error", "error": {"type": "rate_limit_error", "message": body["error"]["message"]},
+                    "request_id": headers["request-id"]}
+    emu.enqueue_fault(Fault(529))
+    with pytest.raises(anthropic.OverloadedError) as info:
+        client(emu).messages.create(**params())
+    assert info.value.body["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+
+
+def test_should_retry_false_stops_retries(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Fault(529, should_retry=False), count=3)
+    with pytest.raises(anthropic.OverloadedError):
+        client(emu, max_retries=3).messages.create(**params())
+    assert len([r for r in emu.requests if r.path == "/v1/messages"]) == 1
+
+
+def test_should_retry_true_retries_a_400(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Fault(400, should_retry=True, retry_after=0.01))
+    assert client(emu, max_retries=1).messages.create(**params()).content
+    assert [r.status for r in emu.requests] == [400, 200]
+
+
+def test_drop_gives_connection_error_after_retries(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Drop(), count=2)
+    with pytest.raises(anthropic.APIConnectionError):
+        client(emu, max_retries=1).messages.create(**params())
+    assert [r.status for r in emu.requests] == [0, 0]
+    assert client(emu).messages.create(**params()).content  # the server is fine afterwards
+
+
+def test_slow_hits_the_client_timeout(emu: AnthropicEmulator) -> None:
+    emu.enqueue_fault(Slow(0.5))
+    with pytest.raises(anthropic.APITimeoutError):
+        client(emu).with_options(timeout=0.2).messages.create(**params())
+    emu.responder = lambda body: Slow(0.05, Reply('{"ok": true}'))
+    assert client(emu).messages.create(**params()).content[0].text == '{"ok": true}'
+
+
+def test_responder_exception_is_a_500_and_recorded(emu: AnthropicEmulator) -> None:
+    def boom(body: Dict[str, Any]) -> Any:
+        raise RuntimeError("boom")
+
+    emu.responder = boom
+    with pytest.raises(anthropic.InternalServerError):
+        client(emu, max_retries=2).messages.create(**params())
+    assert len(emu.requests) == 1 and isinstance(emu.errors[0], RuntimeError)
+
+
+# --------------------------------------------------------------------------- prompt cache
+
+
+def test_cache_write_then_read(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    first = sdk.messages.create(**params(system=cached_system()))
+    prefix = tokens(json.dumps(SCHEMA, sort_keys=True, separators=(",", ":"))) + tokens(BIG_SYSTEM)
+    assert first.usage.cache_creation_input_tokens == prefix
+    assert first.usage.cache_creation.ephemeral_5m_input_tokens == prefix
+    assert first.usage.cache_read_input_tokens == 0
+    assert first.usage.input_tokens == tokens("Review this diff.")
+
+    second = sdk.messages.create(**params(system=cached_system(),
+                                          messages=[{"role": "user", "content": "Another file."}]))
+    assert second.usage.cache_read_input_tokens == prefix
+    assert second.usage.cache_creation_input_tokens == 0
+    assert second.usage.input_tokens == tokens("Another file.")
+
+    # Another model or another schema is another prefix.
+    other = sdk.messages.create(**params(model="claude-opus-5-5", system=cached_system()))
+    assert other.usage.cache_read_input_tokens == 0 and other.usage.cache_creation_input_tokens > 0
+
+
+def test_cache_expiry_and_ttl(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    sdk.messages.create(**params(system=cached_system()))
+    sdk.messages.create(**params(system=cached_system("Hourly. " * 700, ttl="1h")))
+    emu.clock_offset = 301
+    expired = sdk.messages.create(**params(system=cached_system()))
+    assert expired.usage.cache_read_input_tokens == 0 and expired.usage.cache_creation_input_tokens > 0
+    hourly = sdk.messages.create(**params(system=cached_system("Hourly. " * 700, ttl="1h")))
+    assert hourly.usage.cache_read_input_tokens > 0
+    emu.clock_offset = 301 + 3601
+    again = sdk.messages.create(**params(system=cached_system("Hourly. " * 700, ttl="1h")))
+    assert again.usage.cache_read_input_tokens == 0
+    assert again.usage.cache_creation.ephemeral_1h_input_tokens == again.usage.cache_creation_input_tokens > 0
+
+
+def test_concurrent_requests_both_write(emu: AnthropicEmulator) -> None:
+    emu.latency = 0.3
+
+    async def main() -> List[anthropic.types.Message]:
+        sdk = aclient(emu)
+        try:
+            return list(await asyncio.gather(*(
+                sdk.messages.create(**params(system=cached_system(),
+                                             messages=[{"role": "user", "content": f"file {i}"}]))
+                for i in range(2)
+            )))
+        finally:
+            await sdk.close()
+
+    both = asyncio.run(main())
+    assert all(m.usage.cache_creation_input_tokens > 0 for m in both)
+    assert all(m.usage.cache_read_input_tokens == 0 for m in both)
+    emu.latency = 0
+    later = client(emu).messages.create(**params(system=cached_system()))
+    assert later.usage.cache_read_input_tokens == both[0].usage.cache_creation_input_tokens
+
+
+def test_small_prefix_is_not_cached(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    for _ in range(2):
+        message = sdk.messages.create(**params(system=cached_system("short system prompt")))
+        assert message.usage.cache_creation_input_tokens == 0
+        assert message.usage.cache_read_input_tokens == 0
+    assert emu.cache_entries() == 0
+    emu.min_cache_tokens = 1
+    sdk.messages.create(**params(system=cached_system("short system prompt")))
+    assert emu.cache_entries() == 1
+
+
+def test_automatic_cache_control_and_multiple_breakpoints(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    body = params(system=[{"type": "text", "text": BIG_SYSTEM}],
+                  messages=[{"role": "user", "content": "Q" * 8000}], cache_control={"type": "ephemeral"})
+    first = sdk.messages.create(**body)
+    assert first.usage.input_tokens == 0 and first.usage.cache_creation_input_tokens > 0
+    assert sdk.messages.create(**body).usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+
+    # Two breakpoints: a changed second part still reads the first.
+    def two(tail: str) -> Dict[str, Any]:
+        return params(system=[
+            {"type": "text", "text": BIG_SYSTEM, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": tail * 5000, "cache_control": {"type": "ephemeral"}},
+        ])
+
+    sdk.messages.create(**two("a"))
+    partial = sdk.messages.create(**two("b"))
+    prefix = tokens(json.dumps(SCHEMA, sort_keys=True, separators=(",", ":"))) + tokens(BIG_SYSTEM)
+    assert partial.usage.cache_read_input_tokens == prefix
+    assert partial.usage.cache_creation_input_tokens == tokens("b" * 5000)
+
+
+def test_prewarm_max_tokens_zero(emu: AnthropicEmulator) -> None:
+    emu.latency = 1.0
+    called: List[Any] = []
+    emu.responder = lambda body: called.append(body) or {"findings": []}
+    started = time.monotonic()
+    warm = client(emu).messages.create(**params(max_tokens=0, system=cached_system()))
+    assert time.monotonic() - started < 0.5
+    assert warm.content == [] and warm.stop_reason == "max_tokens" and warm.usage.output_tokens == 0
+    assert warm.usage.cache_creation_input_tokens > 0 and called == []
+    emu.latency = 0
+    hit = client(emu).messages.create(**params(system=cached_system()))
+    assert hit.usage.cache_read_input_tokens == warm.usage.cache_creation_input_tokens
+    assert len(called) == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_max_in_flight_counts_concurrent_requests(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    for _ in range(5):
+        sdk.messages.create(**params())
+    assert emu.max_in_flight == 1 and emu.in_flight == 0
+    emu.reset()
+    emu.latency = 0.3
+
+    async def main(n: int) -> None:
+        sdk = aclient(emu)
+        try:
+            await asyncio.gather(*(sdk.messages.create(**params()) for _ in range(n)))
+        finally:
+            await sdk.close()
+
+    started = time.monotonic()
+    asyncio.run(main(10))
+    assert emu.max_in_flight == 10
+    assert time.monotonic() - started < 1.5
+    assert len(emu.message_requests()) == 10
+
+
+def test_sixty_four_slow_requests_run_in_parallel(emu: AnthropicEmulator) -> None:
+    emu.latency = 0.5
+    results: List[int] = []
+
+    def worker(sdk: anthropic.Anthropic) -> None:
+        results.append(sdk.messages.create(**params()).usage.output_tokens)
+
+    sdk = client(emu)
+    threads = [threading.Thread(target=worker, args=(sdk,)) for _ in range(64)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 64
+    assert time.monotonic() - started < 2.5
+    assert emu.max_in_flight == 64
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def wait_ended(sdk: anthropic.Anthropic, batch_id: str, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = sdk.messages.batches.retrieve(batch_id)
+        if batch.processing_status == "ended" or time.monotonic() > deadline:
+            return batch
+        time.sleep(0.02)
+
+
+def batch_request(custom_id: str, **overrides: Any) -> Dict[str, Any]:
+    return {"custom_id": custom_id, "params": params(**overrides)}
+
+
+def test_batch_lifecycle(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    emu.responder = lambda body: {"findings": [{"line": 1, "title": body["messages"][0]["content"]}]}
+
+    def outcome(custom_id: str, _params: Dict[str, Any]) -> Optional[str]:
+        return {"r3": "errored", "r4": "expired"}.get(custom_id)
+
+    emu.batch_outcome = outcome
+    requests = [
+        batch_request("r1", messages=[{"role": "user", "content": "one"}]),
+        batch_request("r2", max_tokens=0),  # pre-warm is not allowed in a batch
+        batch_request("r3"),
+        batch_request("r4"),
+        batch_request("r5", model="claude-nope"),
+    ]
+    created = sdk.messages.batches.create(requests=requests)
+    assert created.id.startswith("msgbatch_") and created.processing_status == "in_progress"
+    assert created.request_counts.processing == 5 and created.results_url is None
+    with pytest.raises(anthropic.AnthropicError, match="results_url"):
+        sdk.messages.batches.results(created.id)
+    status, _, body = raw(emu, "GET", f"/v1/messages/batches/{created.id}/results", headers=GOOD_HEADERS)
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.BadRequestError):
+        sdk.messages.batches.delete(created.id)
+
+    ended = wait_ended(sdk, created.id)
+    assert ended.processing_status == "ended" and ended.ended_at is not None
+    counts = ended.request_counts
+    assert (counts.processing, counts.succeeded, counts.errored, counts.expired, counts.canceled) == (0, 1, 3, 1, 0)
+    assert ended.results_url == f"{emu.base_url}/v1/messages/batches/{created.id}/results"
+
+    results = {r.custom_id: r.result for r in sdk.messages.batches.results(created.id)}
+    assert set(results) == {"r1", "r2", "r3", "r4", "r5"}
+    assert results["r1"].type == "succeeded"
+    assert json.loads(results["r1"].message.content[0].text)["findings"][0]["title"] == "one"
+    assert results["r1"].message.usage.service_tier == "batch"
+    assert results["r2"].type == "errored" and results["r2"].error.error.type == "invalid_request_error"
+    assert "max_tokens" in results["r2"].error.error.message
+    assert results["r3"].type == "errored"
+    assert results["r4"].type == "expired"
+    assert results["r5"].error.error.type == "not_found_error"
+
+    status, headers, text = raw(emu, "GET", f"/v1/messages/batches/{created.id}/results", headers=GOOD_HEADERS)
+    assert status == 200 and isinstance(text, str)
+    assert "" not in text.rstrip("\n").split("\n")
+
+    deleted = sdk.messages.batches.delete(created.id)
+    assert deleted.id == created.id and deleted.type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        sdk.messages.batches.retrieve(created.id)
+    assert emu.custom_id_submissions["r1"] == 1
+
+
+def test_batch_create_validation(emu: AnthropicEmulator) -> None:
+    sdk = client(emu, max_retries=2)
+    for requests in ([], [batch_request("a"), batch_request("a")], [batch_request("bad id!")]):
+        with pytest.raises(anthropic.BadRequestError):
+            sdk.messages.batches.create(requests=requests)
+    assert emu.batches == {}
+    assert len(emu.requests) == 3
+
+
+def test_batch_cancel(emu: AnthropicEmulator) -> None:
+    emu.batch_processing_seconds = 5
+    sdk = client(emu)
+    created = sdk.messages.batches.create(requests=[batch_request("a"), batch_request("b")])
+    canceling = sdk.messages.batches.cancel(created.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
+    ended = wait_ended(sdk, created.id)
+    assert ended.processing_status == "ended"
+    assert ended.request_counts.canceled == 2 and ended.request_counts.processing == 0
+    assert {r.result.type for r in sdk.messages.batches.results(created.id)} == {"canceled"}
+
+
+def test_batch_list_pagination_and_resubmission(emu: AnthropicEmulator) -> None:
+    emu.batch_processing_seconds = 5
+    sdk = client(emu)
+    ids = [sdk.messages.batches.create(requests=[batch_request("same")]).id for _ in range(5)]
+    assert emu.custom_id_submissions["same"] == 5
+    page = sdk.messages.batches.list(limit=2)
+    assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more
+    assert [b.id for b in sdk.messages.batches.list(limit=2)] == ids[::-1]  # auto-paging
+    older = sdk.messages.batches.list(limit=2, after_id=ids[4])
+    assert [b.id for b in older.data] == [ids[3], ids[2]]
+    newer = sdk.messages.batches.list(limit=2, before_id=ids[0])
+    assert [b.id for b in newer.data] == [ids[2], ids[1]] and newer.has_more
+    with pytest.raises(anthropic.BadRequestError):
+        sdk.messages.batches.list(limit=1001)
+
+
+def test_batch_async_results(emu: AnthropicEmulator) -> None:
+    emu.batch_processing_seconds = 0.05
+
+    async def main() -> List[str]:
+        sdk = aclient(emu)
+        try:
+            created = await sdk.messages.batches.create(requests=[batch_request(f"r{i}") for i in range(20)])
+            while (await sdk.messages.batches.retrieve(created.id)).processing_status != "ended":
+                await asyncio.sleep(0.02)
+            return [r.custom_id async for r in await sdk.messages.batches.results(created.id)]
+        finally:
+            await sdk.close()
+
+    ids = asyncio.run(main())
+    assert sorted(ids) == sorted(f"r{i}" for i in range(20))
