@@ -23,6 +23,7 @@ from . import __version__, config as config_mod, diff as diff_mod, engine, schem
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
 from .findings import at_or_above
+from .redact import redact
 from .models import Diff, Plan, ReviewResult, Skipped
 from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
 
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_USAGE
     except ReviewerError as exc:
-        click.echo(f"reviewer: error: {exc}", err=True)
+        click.echo(f"reviewer: error: {redact(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("reviewer: interrupted", err=True)
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
         if debug:
             traceback.print_exc()
-        click.echo(f"reviewer: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        click.echo(f"reviewer: internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with --debug for the traceback)", err=True)
         return EXIT_SERVICE
     return code if isinstance(code, int) else EXIT_OK
 

@@ -60,6 +60,7 @@ class Config:
     context_lines: int = 20
     confidence_threshold: float = 0.5
     max_findings_per_file: int = 25
+    max_findings_per_review: int = 200
     guidelines: str = ""
     guidelines_file: str | None = None
     cache_min_tokens: int = 1_024

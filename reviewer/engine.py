@@ -29,6 +29,7 @@ from .config import Config
 from .errors import ServiceError
 from .models import Diff, Failed, Finding, Plan, PlannedCall, ReviewResult, Usage
 from .passes import aggregate, cross_file, per_file
+from .redact import redact
 
 # Output is unknown before the call; this is a typical answer with a few findings.
 ESTIMATED_OUTPUT_TOKENS = 800
@@ -184,8 +185,9 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
             failed.setdefault(task.file.path, where + str(outcome))
             continue
         anchored, anchor_notes = findings_mod.anchor_all(outcome["findings"], diff, "per_file")
+        anchored, flood = findings_mod.cap(anchored, config.max_findings_per_file, task.subject)
         found.extend(anchored)
-        notes.extend(anchor_notes)
+        notes.extend(anchor_notes[:20] + ([flood] if flood else []))
 
     cross_user, cross_note = cross_file.user_message(diff, found, config, prior.findings)
     if cross_note:
@@ -197,8 +199,9 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
             prefix=s.prefix, user=cross_user, schema=answer_schema,
         )
         anchored, anchor_notes = findings_mod.anchor_all(answer["findings"], diff, "cross_file")
+        anchored, flood = findings_mod.cap(anchored, config.max_findings_per_file, "cross-file pass")
         found.extend(anchored)
-        notes.extend(anchor_notes)
+        notes.extend(anchor_notes[:20] + ([flood] if flood else []))
     except CallFailed as exc:
         cross_ok = False
         notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
@@ -207,6 +210,9 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         first = next(iter(failed.values()))
         raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
 
+    found, flood = findings_mod.cap(found, config.max_findings_per_review, "this review")
+    if flood:
+        notes.append(flood)
     if found:
         try:
             groups = await client.ask(
@@ -221,12 +227,12 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
 
     notes.extend(client.notes)
     return ReviewResult(
-        findings=tuple(findings_mod.finalize(found)),
+        findings=tuple(findings_mod.finalize(findings_mod.redacted(f) for f in found)),
         reviewed=tuple(p for p in dict.fromkeys(t.file.path for t in s.tasks) if p not in failed),
         skipped=diff.skipped,
-        failed=tuple(Failed(path, error) for path, error in failed.items()),
+        failed=tuple(Failed(path, redact(error)) for path, error in failed.items()),
         calls=tuple(client.calls),
-        notes=tuple(notes),
+        notes=tuple(redact(n) for n in notes),
     )
 
 

@@ -211,3 +211,32 @@ def at_or_above(findings: Iterable[Finding], threshold: str) -> bool:
     if threshold == "never":
         return False
     return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[threshold] for f in findings)
+
+
+def cap(findings: Sequence[Finding], limit: int, scope: str) -> tuple[list[Finding], str | None]:
+    """At most `limit` findings, most severe first; the excess is summarised, not kept.
+
+    A flood (say, code that tells the model to report a thousand problems)
+    must not become a thousand comments or an unbounded aggregate call.
+    """
+    if len(findings) <= limit:
+        return list(findings), None
+    ranked = sorted(range(len(findings)), key=lambda i: (-SEVERITY_RANK[findings[i].severity], i))
+    keep = sorted(ranked[:limit])
+    dropped = [findings[i] for i in ranked[limit:]]
+    by_severity = {s: sum(1 for f in dropped if f.severity == s) for s in ("critical", "warning", "info")}
+    summary = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n)
+    note = f"{scope}: {len(dropped)} more finding(s) over the limit of {limit} were summarised, not kept ({summary})"
+    return [findings[i] for i in keep], note
+
+
+def redacted(f: Finding) -> Finding:
+    """The finding with secrets removed from every text the model wrote."""
+    from .redact import redact
+
+    return f.with_(
+        file=f.file,
+        issue=redact(f.issue),
+        suggestion=redact(f.suggestion) if f.suggestion else f.suggestion,
+        replacement=redact(f.replacement) if f.replacement else f.replacement,
+    )

@@ -156,7 +156,7 @@ def github_client(token: str | None = None, base_url: str | None = None) -> Any:
         auth=Auth.Token(token),
         base_url=(base_url or os.environ.get("GITHUB_API_URL") or GITHUB_API).rstrip("/"),
         retry=retry,
-        timeout=30,
+        timeout=int(os.environ.get("REVIEWER_GITHUB_TIMEOUT", "30")),
         seconds_between_requests=float(os.environ.get("REVIEWER_GITHUB_THROTTLE", "0.25")),
         seconds_between_writes=float(os.environ.get("REVIEWER_GITHUB_WRITE_THROTTLE", "1.0")),
     )

@@ -7,6 +7,7 @@ GITHUB_API_URL for PyGithub. Nothing here patches reviewer's own code.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,11 @@ def anthropic_server() -> Iterator[AnthropicEmulator]:
 
 @pytest.fixture
 def anthropic_emu(anthropic_server: AnthropicEmulator, monkeypatch: pytest.MonkeyPatch) -> AnthropicEmulator:
+    # A request a previous test abandoned (client timeout) may still be sleeping
+    # in the server; let it finish so it cannot count towards this test.
+    deadline = time.monotonic() + 10
+    while anthropic_server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
     anthropic_server.reset()
     monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.base_url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)

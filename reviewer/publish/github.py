@@ -25,6 +25,7 @@ from .. import schemas
 from ..config import Config
 from ..errors import ServiceError
 from ..models import SEVERITY_RANK, Diff, Finding, ReviewResult
+from ..redact import redact
 from ..source import PullRequest
 from . import counts, location, safe
 from .markdown import fence, finding_block
@@ -281,7 +282,7 @@ def comment_body(f: Finding) -> str:
     if f.replacement is not None and f.side == "RIGHT":
         parts += ["", fence(f.replacement, "suggestion")]
     parts += ["", marker("finding", f.to_dict())]
-    return "\n".join(parts)
+    return redact("\n".join(parts))
 
 
 def inline_comment(f: Finding) -> dict[str, Any]:
@@ -339,7 +340,7 @@ class Composed:
             out += text
         if left_out:
             out += f"\n{left_out} more finding(s) did not fit in this review; they are in the run's report.\n"
-        return out + "\n" + marker("review", {"sha": pr.head_sha, "run": run_id})
+        return redact(out) + "\n" + marker("review", {"sha": pr.head_sha, "run": run_id})
 
 
 def compose(new: Sequence[Finding], config: Config) -> Composed:
@@ -525,7 +526,7 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
     text = "\n".join(lines)
     if len(text) > _BODY_BUDGET:
         text = text[:_BODY_BUDGET] + "\n…"
-    return text + "\n" + marker("summary", {"sha": pr.head_sha, "run": run_id})
+    return redact(text) + "\n" + marker("summary", {"sha": pr.head_sha, "run": run_id})
 
 
 def _summary(pull: Any, prior: PriorState, pr: PullRequest, result: ReviewResult, outcome: Outcome,
