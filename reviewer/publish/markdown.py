@@ -50,8 +50,12 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
     ]
     if not result.findings:
         out += ["No findings.", ""]
-    for f in result.findings:
-        out += [f"### {f.severity}: {safe(location(f))}", "", finding_block(f), ""]
+    for severity in ("critical", "warning", "info"):
+        group = [f for f in result.findings if f.severity == severity]
+        if group:
+            out += [f"### {severity.capitalize()} ({len(group)})", ""]
+            for f in group:
+                out += [finding_block(f), "", "---", ""]
     if result.skipped:
         out += ["<details><summary>Skipped files</summary>", ""]
         out += [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped]
