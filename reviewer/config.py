@@ -111,14 +111,13 @@ def from_mapping(data: Mapping[str, Any], source: str) -> Config:
 
 
 def find_config(repo_dir: Path) -> Path | None:
-    for name in (".reviewer.toml", "pyproject.toml"):
-        candidate = repo_dir / name
-        if candidate.is_file():
-            if name == "pyproject.toml" and "tool" not in _read_toml(candidate):
-                continue
-            if name == "pyproject.toml" and "reviewer" not in _read_toml(candidate).get("tool", {}):
-                continue
-            return candidate
+    """`.reviewer.toml`, else a `pyproject.toml` that has a [tool.reviewer] table."""
+    candidate = repo_dir / ".reviewer.toml"
+    if candidate.is_file():
+        return candidate
+    pyproject = repo_dir / "pyproject.toml"
+    if pyproject.is_file() and "reviewer" in _read_toml(pyproject).get("tool", {}):
+        return pyproject
     return None
 
 

@@ -235,7 +235,6 @@ def redacted(f: Finding) -> Finding:
     from .redact import redact
 
     return f.with_(
-        file=f.file,
         issue=redact(f.issue),
         suggestion=redact(f.suggestion) if f.suggestion else f.suggestion,
         replacement=redact(f.replacement) if f.replacement else f.replacement,
