@@ -321,6 +321,33 @@ def test_repeated_runs_edit_one_summary(anthropic_emu, github_emu, capsys) -> No
     assert len(posts) == 1
 
 
+@case("model faults", "on a pull request, one file's calls keep failing (overload past the retries)",
+      "the review posts the other files' findings; the summary comment names the failed file and the error")
+def test_pr_review_posts_what_it_has_and_states_failures(anthropic_emu, github_emu, capsys, tmp_path) -> None:
+    github_emu.add_pull(REPO, 9, HEAD, BASE, files=[
+        PullFile("pay.py", patch=PATCH, content=CONTENT),
+        PullFile("ok.py", patch="@@ -1 +1,2 @@\n a = 1\n+b = 2\n", content=b"a = 1\nb = 2\n")])
+    anthropic_emu.responder = ScriptedModel(per_file={
+        "pay.py": Fault(529, retry_after=0.001),
+        "ok.py": {"findings": [{"file": "ok.py", "line": 2, "severity": "info", "issue": "b is unused"}]}})
+    (tmp_path / "c.toml").write_text("max_retries = 1\n")
+    code, _, err = run(capsys, "review", "--pr", "9", "--repo", REPO, "--post", "--config", str(tmp_path / "c.toml"))
+    assert code == 0, err
+    assert [c["path"] for c in github_emu.review_comments(REPO, 9)] == ["ok.py"]
+    (summary,) = github_emu.issue_comments(REPO, 9)
+    assert "Failed files:" in summary["body"] and "`pay.py`: API error 529" in summary["body"]
+
+
+def test_step_summary_is_cut_under_the_1_mib_limit() -> None:
+    from reviewer.publish.actions import STEP_SUMMARY_LIMIT, fit_summary
+
+    text = ("| row | " + "é" * 100 + " |\n") * 20_000
+    cut = fit_summary(text, "/tmp/report.md")
+    assert len(cut.encode("utf-8")) < STEP_SUMMARY_LIMIT
+    assert cut.endswith("limit (full report: `/tmp/report.md`).\n")
+    assert fit_summary("short\n", None) == "short\n"
+
+
 def test_readme_security_table_is_current() -> None:
     from tests.security_table import readme_table, render
 
