@@ -136,7 +136,7 @@ def test_finding_flood_is_capped_and_summarised(hostile_pr, capsys) -> None:
 DIFFS = Path(__file__).parent / "data" / "diffs"
 
 
-@case("bad input", "malformed diff, prose instead of a diff, an unreadable file",
+@case("bad input", "a malformed diff; prose instead of a diff",
       "one-line error, exit 2, no traceback")
 @pytest.mark.parametrize("content", [
     "--- a/x.py\n+++ b/x.py\n@@ -1,3 +1,3 @@\n-a\n+b\n",
@@ -307,6 +307,7 @@ def test_review_422_moves_comments_to_the_body(anthropic_emu, github_emu, capsys
     assert code == 0, err
     (review,) = _reviews(github_emu)
     assert "float() for money loses cents" in review["body"]
+    assert "Line could not be resolved" in github_emu.issue_comments(REPO, 9)[0]["body"]
 
 
 @case("GitHub faults", "every run after the first", "one review per run at most; the summary comment is edited, never duplicated")
@@ -346,6 +347,21 @@ def test_step_summary_is_cut_under_the_1_mib_limit() -> None:
     assert len(cut.encode("utf-8")) < STEP_SUMMARY_LIMIT
     assert cut.endswith("limit (full report: `/tmp/report.md`).\n")
     assert fit_summary("short\n", None) == "short\n"
+
+
+@case("workflow security", "`pull_request_target`, broad `permissions`, secrets next to pull-request code, `${{ github.event.* }}` inside `run:`",
+      "none in `.github/workflows/*.yml` or `action.yml` (tests/test_workflows.py); `zizmor --offline` reports no findings")
+def test_zizmor_finds_nothing_in_the_workflows() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    zizmor = shutil.which("zizmor") or str(Path(sys.executable).parent / "zizmor")
+    targets = [str(p) for p in sorted((root / ".github" / "workflows").glob("*.yml"))] + [str(root / "action.yml")]
+    done = subprocess.run([zizmor, "--offline", *targets], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings" in done.stdout
 
 
 def test_readme_security_table_is_current() -> None:
