@@ -259,3 +259,49 @@ def test_output_flag_writes_the_report_and_keeps_stdout_empty(anthropic_emu, rep
     assert code == 0 and out == ""
     text = target.read_text()
     assert "median() raises IndexError" in text and "| critical | warning | info |" in text
+
+
+def test_real_multi_file_diff_every_finding_kept_and_anchored(anthropic_emu, capsys) -> None:
+    """The issue's acceptance run: a real diff of this repository's own history."""
+    answers = {
+        "reviewer/cli.py": {"findings": [
+            {"file": "reviewer/cli.py", "line": 170, "end_line": 178, "severity": "warning", "category": "bug",
+             "issue": "R1 lambda closes over read_all"},
+            {"file": "reviewer/cli.py", "line": 174, "side": "LEFT", "severity": "info", "category": "dead-code",
+             "issue": "R2 removed parse call"}]},
+        "reviewer/config.py": {"findings": [
+            {"file": "reviewer/config.py", "line": 117, "severity": "info", "category": "naming",
+             "issue": "R3 candidate is vague"}]},
+        "reviewer/findings.py": {"findings": [
+            {"file": "reviewer/findings.py", "line": 5, "severity": "info", "category": "stale-comment",
+             "issue": "R4 module docstring is stale"}]},
+    }
+    cross = {"findings": [{"file": "reviewer/config.py", "line": 120, "severity": "warning", "category": "api-contract",
+                           "issue": "R5 find_config no longer reads pyproject twice"}]}
+    anthropic_emu.responder = ScriptedModel(per_file=answers, cross_file=cross)
+    path = DIFFS / "real_multi_file.diff"
+    code, out, err = run(capsys, "review", "--diff", str(path), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert schemas.first_error(schemas.load("review"), doc) is None
+
+    sent = anthropic_emu.message_requests()
+    kinds = sorted(pass_of(r.body) if r.body["max_tokens"] else "prewarm" for r in sent)
+    assert kinds == ["aggregate", "cross_file", "per_file", "per_file", "per_file", "prewarm"]
+    for r in sent:
+        assert [m["role"] for m in r.body["messages"]] == ["user"]
+        assert r.body["output_config"]["format"]["type"] == "json_schema"
+
+    parsed = diff.parse(diff.decode(path.read_bytes()))
+    tags = sorted(f["issue"][:2] for f in doc["findings"])
+    assert tags == ["R1", "R2", "R3", "R4", "R5"]
+    for f in doc["findings"]:
+        if f.get("line") is not None:
+            file = parsed.get(f["file"])
+            assert f["line"] in file.commentable(f.get("side", "RIGHT"))
+            if f.get("end_line"):
+                assert file.hunk_of(f["line"], f["side"]) is file.hunk_of(f["end_line"], f["side"])
+    by_tag = {f["issue"][:2]: f for f in doc["findings"]}
+    assert (by_tag["R1"]["line"], by_tag["R1"]["end_line"]) == (171, 178)
+    assert by_tag["R2"]["side"] == "LEFT" and by_tag["R2"]["line"] == 174
+    assert "line" not in by_tag["R4"] and "line 5" in by_tag["R4"]["issue"]
