@@ -305,3 +305,39 @@ def test_real_multi_file_diff_every_finding_kept_and_anchored(anthropic_emu, cap
     assert (by_tag["R1"]["line"], by_tag["R1"]["end_line"]) == (171, 178)
     assert by_tag["R2"]["side"] == "LEFT" and by_tag["R2"]["line"] == 174
     assert "line" not in by_tag["R4"] and "line 5" in by_tag["R4"]["issue"]
+
+
+def _many_hunks(hunks: int) -> str:
+    lines = ["--- a/big.py", "+++ b/big.py"]
+    for i in range(hunks):
+        start = 1 + i * 20
+        lines.append(f"@@ -{start},3 +{start},4 @@")
+        lines += [f" ctx_{i}_a = 1", f"+added_{i} = compute_something_long_enough_to_count({i}, 'x' * 40)", f" ctx_{i}_b = 2", f" ctx_{i}_c = 3"]
+    return "\n".join(lines) + "\n"
+
+
+def test_file_over_the_token_budget_is_split_by_groups_of_hunks(anthropic_emu, capsys, tmp_path) -> None:
+    (tmp_path / "big.diff").write_text(_many_hunks(30))
+    (tmp_path / "c.toml").write_text("per_file_token_budget = 1000\n")
+    anthropic_emu.responder = lambda body: {"findings": [{"file": "big.py", "line": 2, "severity": "info", "issue": "x"}]} \
+        if pass_of(body) == "per_file" else ({"groups": []} if pass_of(body) == "aggregate" else {"findings": []})
+    code, out, err = run(capsys, "review", "--diff", str(tmp_path / "big.diff"), "--config", str(tmp_path / "c.toml"), "--format", "json")
+    assert code == 0, err
+    per_file = [user_text(r.body) for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
+    assert len(per_file) > 1
+    assert all(f"of {len(per_file)} of the file's diff" in text for text in per_file)
+    for i in range(30):  # every hunk is reviewed, in exactly one call
+        assert sum(f"+added_{i} =" in text for text in per_file) == 1
+    doc = json.loads(out)
+    assert doc["stats"]["files_reviewed"] == ["big.py"] and doc["stats"]["calls"]["per_file"] == len(per_file)
+
+
+def test_large_change_is_compressed_for_the_cross_file_pass(anthropic_emu, capsys, tmp_path) -> None:
+    (tmp_path / "big.diff").write_text(_many_hunks(200))
+    (tmp_path / "c.toml").write_text("cross_file_token_budget = 2000\n")
+    code, out, err = run(capsys, "review", "--diff", str(tmp_path / "big.diff"), "--config", str(tmp_path / "c.toml"), "--format", "json")
+    assert code == 0, err
+    cross = next(user_text(r.body) for r in anthropic_emu.message_requests() if pass_of(r.body) == "cross_file")
+    assert len(cross) / 4 < 2000 + 600
+    assert "more lines not shown" in cross
+    assert any("cross-file pass saw a compressed diff" in n for n in json.loads(out)["stats"]["notes"])
