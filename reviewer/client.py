@@ -47,7 +47,7 @@ class Prefix:
         texts = [prompts.text("system")]
         if guidelines.strip():
             texts.append("# Repository guidelines\n\n" + guidelines.strip() + "\n")
-        blocks = [{"type": "text", "text": t} for t in texts]
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": t} for t in texts]
         # One breakpoint on the last block caches everything before it.
         blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
         return cls(tuple(blocks))

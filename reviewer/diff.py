@@ -8,7 +8,7 @@ context lines numbered in the old file, nothing outside a hunk.
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal
 
 import unidiff
 from unidiff.constants import LINE_TYPE_NO_NEWLINE
@@ -139,7 +139,9 @@ def parse(
         if max_file_bytes is not None and size > max_file_bytes:
             skipped.append(Skipped(path, f"over the size limit ({size:,} bytes > {max_file_bytes:,})"))
             continue
-        status = "added" if patched.is_added_file else "renamed" if patched.is_rename else "modified"
+        status: Literal["added", "modified", "renamed"] = (
+            "added" if patched.is_added_file else "renamed" if patched.is_rename else "modified"
+        )
         files.append(
             FileDiff(
                 path=path,

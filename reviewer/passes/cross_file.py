@@ -31,7 +31,8 @@ def _changed_only(file: FileDiff) -> str:
 
 def _cut_to(text: str, budget: int) -> str:
     lines = text.splitlines()
-    kept, used = [], 0
+    kept: list[str] = []
+    used = 0
     for line in lines:
         used += estimate_tokens(line) + 1
         if used > budget:

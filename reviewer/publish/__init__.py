@@ -20,7 +20,7 @@ def safe(text: str) -> str:
 
 
 def counts(findings: tuple[Finding, ...] | list[Finding]) -> dict[str, int]:
-    out = {s: 0 for s in SEVERITIES}
+    out: dict[str, int] = {s: 0 for s in SEVERITIES}
     for f in findings:
         out[f.severity] += 1
     return out
