@@ -44,7 +44,7 @@ def model(files: int) -> ScriptedModel:
     })
 
 
-def bench_review(emu: AnthropicEmulator, files: int, concurrency: int, latency: float) -> None:
+def bench_review(emu: AnthropicEmulator, files: int, concurrency: int, latency: float, prewarm: bool = True) -> None:
     import os
 
     emu.reset()
@@ -53,7 +53,7 @@ def bench_review(emu: AnthropicEmulator, files: int, concurrency: int, latency: 
     os.environ["ANTHROPIC_BASE_URL"] = emu.base_url
     os.environ["ANTHROPIC_API_KEY"] = "bench-key"
     parsed = diff.parse(make_diff(files))
-    config = Config(max_concurrency=concurrency)
+    config = Config(max_concurrency=concurrency, prewarm=prewarm)
     started = time.perf_counter()
     result = engine.review(parsed, config)
     wall = time.perf_counter() - started
@@ -62,9 +62,11 @@ def bench_review(emu: AnthropicEmulator, files: int, concurrency: int, latency: 
     total_in = sum(c.usage.total_input for c in per_file)
     read = sum(c.usage.cache_read_input_tokens for c in per_file)
     assert len(result.reviewed) == files and not result.failed, result.failed
-    print(f"review {files} files @ concurrency {concurrency:>2}: wall {wall:6.2f} s, critical path {critical:5.2f} s, "
-          f"ratio {wall / critical:.3f} (target <= 1.15); max in flight {emu.max_in_flight}; "
-          f"per-file input billed as cache reads {read / total_in:.1%}")
+    cost = sum(c.cost_usd or 0 for c in result.calls)
+    print(f"review {files} files @ concurrency {concurrency:>2}, pre-warm {'on ' if prewarm else 'off'}: "
+          f"wall {wall:6.2f} s, critical path {critical:5.2f} s, ratio {wall / critical:.3f} (target <= 1.15); "
+          f"max in flight {emu.max_in_flight}; per-file input billed as cache reads {read / total_in:.1%}; "
+          f"cost ${cost:.4f}")
 
 
 def bench_parse(files: int) -> None:
@@ -91,6 +93,9 @@ def main() -> None:
     try:
         for concurrency in (8, 64):
             bench_review(emu, args.files, concurrency, args.latency)
+        # The same reviews without the pre-warm: calls started together all pay the cache write.
+        for concurrency in (8, 64):
+            bench_review(emu, args.files, concurrency, args.latency, prewarm=False)
     finally:
         emu.stop()
     bench_parse(500)
