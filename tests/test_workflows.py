@@ -70,3 +70,26 @@ def test_review_workflow_skips_drafts_and_forks_and_cancels_stale_runs() -> None
     assert "draft" in job["if"]
     assert any("fork" in s.get("run", "") for s in job["steps"])
     assert sorted(doc["on"]["pull_request"]["types"]) == ["opened", "ready_for_review", "reopened", "synchronize"]
+
+
+def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
+    """Run the action's review script with a stand-in `reviewer` that records its argv."""
+    import os
+    import subprocess
+
+    action = _load(ROOT / "action.yml")
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "review")
+    fake = tmp_path / "bin" / "reviewer"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{fake.parent}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path), "ARGS_FILE": str(tmp_path / "args"),
+        "REVIEWER_MODEL": "claude-opus-5-5", "REVIEWER_FAIL_ON": "critical", "REVIEWER_CONFIG": "ci/review.toml",
+    }
+    subprocess.run(["bash", "-e", "-c", step["run"]], env=env, check=True)
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args == ["review", "--post", "--format", "markdown", "--output", f"{tmp_path}/reviewer-report.md",
+                    "--fail-on", "critical", "--model", "claude-opus-5-5", "--config", "ci/review.toml"]
+    assert step["env"]["ANTHROPIC_API_KEY"] == "${{ inputs.anthropic-api-key }}"
+    assert set(action["outputs"]) == {"findings", "critical", "report"}
