@@ -26,6 +26,7 @@ from .findings import at_or_above
 from .redact import redact
 from .models import Diff, Plan, ReviewResult, Skipped
 from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
+from .audit import cli as audit_cli
 
 FORMATS = ("text", "json", "markdown", "sarif")
 
@@ -210,6 +211,9 @@ def schema(name: str) -> int:
 
     click.echo(json.dumps(schemas.load(name), indent=2))
     return EXIT_OK
+
+
+cli.add_command(audit_cli.audit)
 
 
 def _emit(content: str, output: Path | None) -> None:

@@ -214,3 +214,22 @@ def _check(message: anthropic.types.Message, text: str, schema: dict[str, Any]) 
         return None, f"the answer does not match the schema {problem}"
     return answer, ""
 
+
+
+def usage_of(message: anthropic.types.Message) -> Usage:
+    """The four token counters of a response (a synchronous call's or a batch result's)."""
+    return _usage(message)
+
+
+def check_answer(message: anthropic.types.Message, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(answer, "") when `message` holds JSON valid against the full `schema`, else (None, reason).
+
+    The same checks `ModelClient.ask` makes (refusal, truncation, JSON, schema),
+    without the repair call: for answers that arrive where no repair is possible.
+    """
+    return _check(message, _text(message), schema)
+
+
+def api_message(exc: anthropic.APIStatusError) -> str:
+    """The API's own error message of `exc`, falling back to the SDK's."""
+    return _api_message(exc)

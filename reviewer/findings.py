@@ -239,3 +239,68 @@ def redacted(f: Finding) -> Finding:
         suggestion=redact(f.suggestion) if f.suggestion else f.suggestion,
         replacement=redact(f.replacement) if f.replacement else f.replacement,
     )
+
+
+def code_in(lines: Mapping[int, str], line: int, end: int | None) -> str:
+    """The text of lines `line`..`end` with whitespace collapsed: what a fingerprint hashes."""
+    return "\n".join(" ".join(lines[n].split()) for n in range(line, (end or line) + 1) if n in lines)
+
+
+def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str], first: int, last: int,
+                    pass_: str = "per_file") -> tuple[Anchored, str]:
+    """Place a finding of a whole-file audit on lines `first`..`last` of `path`, the part the model saw.
+
+    The rules of `anchor`, with a line range instead of a diff: a finding on
+    another file is rejected with a note; a line outside the range becomes a
+    file-level finding naming it; a range is clipped to the part; every finding
+    is on the RIGHT side (there is no old file). Returns the anchored finding
+    and the normalised code it points at, which a copy of the same lines in
+    another file fingerprints identically.
+    """
+    reported = str(raw.get("file", "")).strip().replace("\\", "/")
+    reported = reported[2:] if reported.startswith("./") else reported
+    issue = str(raw.get("issue", "")).strip()
+    # A real folder may be called a/ or b/: compare as given first, then as a diff would name it.
+    if reported != path and normalize_path(reported) != normalize_path(path):
+        return Anchored(None, f"rejected a finding on '{reported[:200]}' from the audit of '{path}', "
+                              f"which is the only file the model was shown: {issue[:200]}"), ""
+    line, end = raw.get("line"), raw.get("end_line")
+    if line is None and end is not None:
+        line, end = end, None
+    if line is not None and end is not None and end < line:
+        line, end = end, line
+    if end == line:
+        end = None
+    replacement = raw.get("replacement")
+    suggestion = raw.get("suggestion")
+    exact = raw.get("side", "RIGHT") == "RIGHT"
+    if line is not None:
+        if first <= line <= last:
+            clipped = min(end, last) if end is not None else None
+            exact = exact and clipped == end
+            end = None if clipped == line else clipped
+        else:
+            where = f"line {line}" if end is None else f"lines {line}-{end}"
+            issue = f"{issue} (reported at {where}, outside lines {first}-{last} that were audited)"
+            exact = False
+            line = end = None
+    if replacement is not None and (not exact or line is None):
+        suggestion = ((suggestion or "") + "\n\nProposed code:\n" + replacement).strip()
+        replacement = None
+    code = code_in(lines, line, end) if line is not None else ""
+    category = str(raw.get("category") or "other")
+    finding = Finding(
+        file=path,
+        severity=raw.get("severity", "info"),
+        issue=issue,
+        line=line,
+        end_line=end,
+        side="RIGHT",
+        category=category,
+        suggestion=suggestion,
+        replacement=replacement,
+        confidence=raw.get("confidence"),
+        pass_=pass_,  # type: ignore[arg-type]
+        fingerprint=fingerprint(path, category, "RIGHT", code, issue),
+    )
+    return Anchored(finding), code

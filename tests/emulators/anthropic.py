@@ -56,8 +56,19 @@ Public API
     emu.batches                    # {batch id: Batch} snapshot
     emu.batch_processing_seconds = 0.2   # a batch ends this long after creation
     emu.batch_cancel_seconds = 0.05      # a canceled batch ends this long after the cancel
-    emu.batch_outcome = fn         # fn(custom_id, params) -> None|"errored"|"expired"|"canceled"
+    emu.batch_outcome = fn         # fn(custom_id, params) -> None|"errored"|"expired"|"canceled"|Fault
+                                   # (a Fault: an errored result with its error type and message)
     emu.custom_id_submissions      # collections.Counter of every custom_id ever submitted
+
+Hooks (None by default; called from server threads, so a test can act at an
+exact point of a client's conversation, e.g. kill the client process):
+
+    emu.on_request = fn            # fn(Recorded) -> None | Fault | Drop, for every authenticated
+                                   # request once its body is parsed, before it is handled; a Fault
+                                   # or Drop is answered instead (e.g. the batch is never created)
+    emu.on_batch_created = fn      # fn(batch_json), after a batch is stored, before the create answer
+    emu.on_results_line = fn       # fn(batch_id, index), before each line of a results stream is
+                                   # written (lines are sent one by one while a hook is set)
 
 Checks run in this order: body size (413), auth (401), ``anthropic-version``,
 JSON, the body rules (400, unknown model 404); then, for a valid
@@ -321,7 +332,7 @@ class Slow:
 
 Answer = Union[Dict[str, Any], List[Any], str, Reply, Refusal, Truncated, Fault, Drop, Slow]
 Responder = Callable[[Dict[str, Any]], Any]
-BatchOutcome = Callable[[str, Dict[str, Any]], Optional[str]]
+BatchOutcome = Callable[[str, Dict[str, Any]], Any]  # None, a result type name, or a Fault
 
 
 class _Prewarm:
@@ -940,6 +951,9 @@ class _Response:
     headers: Dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     drop: bool = False
+    chunks: Optional[List[bytes]] = None
+    """When set, the body is written in these pieces, calling ``on_chunk(index)`` before each."""
+    on_chunk: Optional[Callable[[int], None]] = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1015,8 +1029,16 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(response.body)
+        if response.chunks is None:
+            self.wfile.write(response.body)
+            self.wfile.flush()
+            return
         self.wfile.flush()
+        for index, chunk in enumerate(response.chunks):
+            if response.on_chunk is not None:
+                response.on_chunk(index)
+            self.wfile.write(chunk)
+            self.wfile.flush()
 
 
 def _json_response(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> _Response:
@@ -1133,6 +1155,9 @@ class AnthropicEmulator:
         self.max_batch_body: int = BATCH_BODY_LIMIT
         self.responder: Responder = _default_responder
         self.batch_outcome: Optional[BatchOutcome] = None
+        self.on_request: Optional[Callable[[Recorded], Any]] = None
+        self.on_batch_created: Optional[Callable[[Dict[str, Any]], None]] = None
+        self.on_results_line: Optional[Callable[[str, int], None]] = None
         self.models: Dict[str, ModelSpec] = dict(self._default_models)
         self.custom_id_submissions: collections.Counter = collections.Counter()
         self.errors: List[BaseException] = []
@@ -1348,6 +1373,14 @@ class AnthropicEmulator:
             if body is None:
                 raise _bad("Input should be a valid dictionary")
 
+        hook = self.on_request
+        if hook is not None:
+            answer = hook(dataclasses.replace(record))
+            if isinstance(answer, Fault):
+                return _fault_response(answer, request_id)
+            if isinstance(answer, Drop):
+                return _Response(0, b"", drop=True)
+
         if path == "/v1/messages":
             if method != "POST":
                 raise _method_not_allowed(method, path)
@@ -1525,7 +1558,10 @@ class AnthropicEmulator:
             self.custom_id_submissions.update(cid for cid, _ in parsed)
             delay = self.batch_processing_seconds
             snapshot = batch.to_json()
+            created_hook = self.on_batch_created
         self._start_timer(delay, lambda: self._finish_batch(batch))
+        if created_hook is not None:
+            created_hook(copy.deepcopy(snapshot))
         return _json_response(200, snapshot)
 
     def _get_batch(self, batch_id: str) -> Batch:
@@ -1598,8 +1634,13 @@ class AnthropicEmulator:
             if batch.processing_status != "ended":
                 raise _bad(f"Message batch {batch_id} has not finished processing; results are not available yet.")
             lines = [json.dumps(result) for result in batch.results.values()]
+            line_hook = self.on_results_line
         random.shuffle(lines)
         body = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+        if line_hook is not None and lines:
+            chunks = [(line + "\n").encode("utf-8") for line in lines]
+            return _Response(200, body, content_type="application/x-jsonl", chunks=chunks,
+                             on_chunk=lambda index: line_hook(batch_id, index))
         return _Response(200, body, content_type="application/x-jsonl")
 
     def _finish_batch(self, batch: Batch) -> None:
@@ -1643,6 +1684,8 @@ class AnthropicEmulator:
                 return {"type": scripted}
             if scripted == "errored":
                 return _errored("api_error", "Internal server error")
+            if isinstance(scripted, Fault):
+                return _errored(scripted.resolved_type, scripted.resolved_message)
             if scripted is not None:
                 raise ValueError(f"batch_outcome returned {scripted!r}")
         try:

@@ -1,0 +1,36 @@
+"""The nightly whole-repository audit through the Message Batches API.
+
+    plan.py     git ls-files -> skips with reasons, chunks, content keys, custom_ids, estimate
+    state.py    SQLite: runs, requests, batches, results; migrations; one transaction per transition
+    submit.py   canary (synchronous calls), batches within the limits, intent rows, reconciliation
+    collect.py  polling, streamed results, validation and quarantine, retries, re-chunking
+    report.py   SARIF, Markdown, JSON (schemas/audit-report.schema.json), signed webhook
+    runner.py   the commands: run, collect, cancel, plan, status, list
+    cli.py      the `reviewer audit` click group (thin)
+
+A request's life: planned -> (canary: answered synchronously) or submitting
+(an intent row, written before the create call) -> submitted (the batch id is
+known) -> succeeded | quarantined | failed | canceled | split. Errored and
+expired results go back to planned under a new custom_id (`-r<attempt>`)
+until `max_attempts`. Nothing is ever submitted twice: see `submit`.
+
+The library never prints; it reports through a `Progress` object the CLI builds.
+"""
+
+from __future__ import annotations
+
+
+class Progress:
+    """Where the audit reports what it does; this base says nothing."""
+
+    def start(self, label: str, total: int | None = None) -> None:
+        """A phase begins (planning, collecting); `total` items when known."""
+
+    def advance(self, n: int = 1) -> None:
+        """`n` more items of the current phase are done."""
+
+    def stop(self) -> None:
+        """The current phase is over."""
+
+    def log(self, message: str) -> None:
+        """One line worth telling the user."""

@@ -1,0 +1,405 @@
+"""`reviewer audit ...`: read the options, call `runner`, print, return the exit code.
+
+Exit codes: 0 done (or still processing: a later `run`/`collect` continues);
+1 over --max-cost, or the canary failed; 2 usage or configuration;
+3 an API failed, or the webhook could not be delivered (the reports are written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .. import config as config_mod
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
+from ..redact import redact
+from . import Progress, plan as plan_mod, report as report_mod, runner, submit
+from .state import RUN_STATUSES
+
+REPORT_FORMATS = tuple(report_mod.FORMATS)
+
+
+class PlainProgress(Progress):
+    """Log lines on stderr, for CI logs and pipes."""
+
+    def __init__(self) -> None:
+        self._label = ""
+        self._total: int | None = None
+        self._done = 0
+
+    def start(self, label: str, total: int | None = None) -> None:
+        self._label, self._total, self._done = label, total, 0
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+
+    def stop(self) -> None:
+        if self._label and self._total:
+            click.echo(f"reviewer audit: {self._label}: {self._done}/{self._total}", err=True)
+        self._label = ""
+
+    def log(self, message: str) -> None:
+        click.echo(f"reviewer audit: {redact(message)}", err=True)
+
+
+class RichProgress(Progress):
+    """Progress bars and log lines on stderr, when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+
+        self._escape = escape
+        self._console = Console(stderr=True)
+        self._bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=self._console, transient=True)
+        self._task: Any = None
+
+    def start(self, label: str, total: int | None = None) -> None:
+        self._bars.start()
+        self._task = self._bars.add_task(label, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._bars.advance(self._task, n)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._bars.remove_task(self._task)
+            self._task = None
+        self._bars.stop()
+
+    def log(self, message: str) -> None:
+        self._console.print(f"[dim]reviewer audit:[/dim] {self._escape(redact(message))}", highlight=False, markup=True)
+
+
+def _progress() -> Progress:
+    return RichProgress() if sys.stderr.isatty() else PlainProgress()
+
+
+# ---------------------------------------------------------------------- options
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+                      help="State file [default: REPO_DIR/.reviewer/audit.db].")(fn)
+    fn = click.option("--repo-dir", default=".", show_default=True,
+                      type=click.Path(file_okay=False, exists=True, path_type=Path),
+                      help="The git repository to audit.")(fn)
+    return fn
+
+
+def _planning(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed([
+        click.option("--config", "config_path", metavar="PATH", help="Configuration file (default: .reviewer.toml or [tool.reviewer] in pyproject.toml)."),
+        click.option("--model", help="Model for the audit [default: [models] audit, else model]."),
+        click.option("--include", multiple=True, metavar="GLOB", help="Audit only files matching a glob (repeatable)."),
+        click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching a glob, besides the configured ignores (repeatable)."),
+        click.option("--chunk-tokens", type=click.IntRange(500), help="Token budget of one request's part of a file [default: per_file_token_budget]."),
+        click.option("--canary", type=click.IntRange(0, 100), default=3, show_default=True,
+                     help="Requests sent synchronously and checked before any batch; 0 skips the canary."),
+        click.option("--max-cost", type=click.FloatRange(0), metavar="USD", help="Refuse (exit 1) when the estimate is above this."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _waiting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed([
+        click.option("--wait", is_flag=True, help="Poll until the run completes (or --timeout)."),
+        click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS", help="Stop waiting after this long; implies --wait."),
+        click.option("--poll-seconds", type=click.FloatRange(0.01), default=10.0, show_default=True,
+                     envvar="REVIEWER_AUDIT_POLL_SECONDS", help="First polling interval; it grows by half each idle poll up to 120 s."),
+        click.option("--settle-seconds", type=click.FloatRange(0), default=15.0, show_default=True,
+                     envvar="REVIEWER_AUDIT_SETTLE_SECONDS", hidden=True,
+                     help="How long an interrupted batch creation may take to appear in the API's list."),
+        click.option("--max-batch-requests", type=click.IntRange(1, plan_mod.MAX_BATCH_REQUESTS),
+                     default=plan_mod.MAX_BATCH_REQUESTS, show_default=True, help="Requests per batch."),
+        click.option("--max-batch-bytes", type=click.IntRange(1024, plan_mod.MAX_BATCH_BYTES),
+                     default=plan_mod.MAX_BATCH_BYTES, show_default=True, help="JSON bytes per batch."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _reporting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed([
+        click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where the reports go [default: REPO_DIR/.reviewer/audit]."),
+        click.option("--format", "formats", multiple=True, type=click.Choice(REPORT_FORMATS),
+                     help="Reports to write: audit.json, audit.md, audit.sarif [default: all three]."),
+        click.option("--webhook-url", envvar="REVIEWER_WEBHOOK_URL", metavar="URL",
+                     help="POST a signed summary here when a run completes (secret: REVIEWER_WEBHOOK_SECRET)."),
+        click.option("--webhook-backoff", type=click.FloatRange(0), default=1.0, hidden=True,
+                     envvar="REVIEWER_AUDIT_WEBHOOK_BACKOFF"),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _settings(repo_dir: Path, state_path: Path | None, config_path: str | None = None, **kw: Any) -> runner.Settings:
+    cfg = config_mod.load(Path(config_path) if config_path else None, repo_dir)
+    webhook_url = kw.pop("webhook_url", None)
+    secret = None
+    if webhook_url:
+        report_mod.check_webhook_url(webhook_url)
+        secret = os.environ.get("REVIEWER_WEBHOOK_SECRET")
+        if not secret:
+            raise UsageError("--webhook-url needs the signing secret in REVIEWER_WEBHOOK_SECRET")
+    limits = submit.Limits(
+        max_requests=kw.pop("max_batch_requests", plan_mod.MAX_BATCH_REQUESTS),
+        max_bytes=kw.pop("max_batch_bytes", plan_mod.MAX_BATCH_BYTES),
+        settle_seconds=kw.pop("settle_seconds", 15.0),
+    )
+    timeout = kw.pop("timeout", None)
+    wait = kw.pop("wait", False) or timeout is not None
+    formats = tuple(dict.fromkeys(kw.pop("formats", ()) or REPORT_FORMATS))
+    for key in ("include", "exclude"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
+    return runner.Settings(
+        repo_dir=repo_dir, state_path=state_path or repo_dir / ".reviewer" / "audit.db", config=cfg,
+        limits=limits, wait=wait, timeout=timeout, formats=formats, webhook_url=webhook_url,
+        webhook_secret=secret, **kw,
+    )
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@click.group()
+def audit() -> None:
+    """Nightly whole-repository audit through the Message Batches API (half price, resumable)."""
+
+
+@audit.command("plan")
+@_common
+@_planning
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def plan_command(repo_dir: Path, state_path: Path | None, fmt: str, **kw: Any) -> int:
+    """Print what a run would send and cost; sends nothing, needs no key."""
+    s = _settings(repo_dir, state_path, **kw)
+    p, active = runner.plan(s, _progress())
+    click.echo(render_plan_json(p) if fmt == "json" else render_plan_text(p, active))
+    refusal = runner.over_budget(p.estimate, s.max_cost)
+    if refusal:
+        click.echo(f"reviewer: {refusal}", err=True)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+@audit.command("run")
+@_common
+@_planning
+@_waiting
+@_reporting
+@click.option("--max-attempts", type=click.IntRange(1, 9), default=3, show_default=True,
+              help="Submissions of one request before it is failed (errored or expired results are retried).")
+@click.option("--dry-run", is_flag=True, help="Only print the plan (as `audit plan`).")
+def run_command(repo_dir: Path, state_path: Path | None, dry_run: bool, **kw: Any) -> int:
+    """Audit the repository: plan, cost gate, canary, batches, results, reports."""
+    s = _settings(repo_dir, state_path, **kw)
+    progress = _progress()
+    if dry_run:
+        p, active = runner.plan(s, progress)
+        click.echo(render_plan_text(p, active))
+        refusal = runner.over_budget(p.estimate, s.max_cost)
+        if refusal:
+            click.echo(f"reviewer: {refusal}", err=True)
+            return EXIT_FINDINGS
+        return EXIT_OK
+    return _finish(runner.run(s, progress))
+
+
+@audit.command("collect")
+@_common
+@click.option("--config", "config_path", metavar="PATH", help="Configuration file.")
+@_waiting
+@_reporting
+def collect_command(repo_dir: Path, state_path: Path | None, **kw: Any) -> int:
+    """Continue the unfinished run (submit, poll, collect); with none, write the latest reports again."""
+    return _finish(runner.collect_run(_settings(repo_dir, state_path, **kw), _progress()))
+
+
+@audit.command("cancel")
+@_common
+@click.option("--config", "config_path", metavar="PATH", help="Configuration file.")
+@_waiting
+@_reporting
+def cancel_command(repo_dir: Path, state_path: Path | None, **kw: Any) -> int:
+    """Cancel the unfinished run: nothing more is sent, open batches are canceled."""
+    return _finish(runner.cancel(_settings(repo_dir, state_path, **kw), _progress()))
+
+
+@audit.command("status")
+@_common
+@click.option("--run", "run_id", type=click.IntRange(1), help="A run id [default: the unfinished run, else the latest].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status_command(repo_dir: Path, state_path: Path | None, run_id: int | None, fmt: str) -> int:
+    """Show a run: request states, batches, cost so far. Reads the state only; needs no key."""
+    path = state_path or repo_dir / ".reviewer" / "audit.db"
+    line = runner.status(path, run_id)
+    if line is None:
+        click.echo(f"no audit run recorded in {path}")
+        return EXIT_OK
+    click.echo(json.dumps(_line_dict(line, detail=True), indent=2) if fmt == "json" else render_status(line))
+    return EXIT_OK
+
+
+@audit.command("list")
+@_common
+@click.option("--status", "statuses", multiple=True, type=click.Choice(RUN_STATUSES), help="Only runs in this status (repeatable).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many runs.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_command(repo_dir: Path, state_path: Path | None, statuses: tuple[str, ...], limit: int | None, fmt: str) -> int:
+    """Past and current runs, newest first, with counts and cost. Needs no key."""
+    path = state_path or repo_dir / ".reviewer" / "audit.db"
+    lines = runner.list_runs(path, tuple(statuses) or RUN_STATUSES, limit)
+    if fmt == "json":
+        click.echo(json.dumps([_line_dict(x) for x in lines], indent=2))
+    elif not lines:
+        click.echo(f"no audit run recorded in {path}" + (f" with status {', '.join(statuses)}" if statuses else ""))
+    else:
+        click.echo(render_list(lines))
+    return EXIT_OK
+
+
+def _finish(outcome: runner.Outcome) -> int:
+    outcome = dataclasses.replace(outcome, message=redact(outcome.message),
+                                  webhook_error=redact(outcome.webhook_error) if outcome.webhook_error else None)
+    if outcome.status == "refused":
+        est = outcome.estimate
+        if est is not None:
+            click.echo(f"estimate: {est.requests} request(s), {_tokens(est)}; {_usd(est.cost_usd)}")
+        click.echo(f"reviewer: refused: {outcome.message}", err=True)
+        return EXIT_FINDINGS
+    if outcome.status == "canary_failed":
+        click.echo(f"reviewer: stopped before any batch: {outcome.message}", err=True)
+        return EXIT_FINDINGS
+    click.echo(outcome.message)
+    for path in outcome.written:
+        click.echo(f"report   {path}")
+    if outcome.webhook_error:
+        click.echo(f"reviewer: error: {outcome.webhook_error}", err=True)
+        return EXIT_SERVICE
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def _tokens(est: plan_mod.Estimate) -> str:
+    u = est.usage
+    return (f"input {u.input_tokens:,}, cache write {u.cache_creation_input_tokens:,}, "
+            f"cache read {u.cache_read_input_tokens:,}, output {u.output_tokens:,} tokens")
+
+
+def render_plan_text(p: plan_mod.Plan, active: Any = None) -> str:
+    est = p.estimate
+    split = sum(1 for c in p.chunks if c.part == 1 and c.parts > 1)
+    commit = f" at {p.commit[:12]}" if p.commit else ""
+    out = [
+        f"reviewer audit plan of {p.repo_dir}{commit} (model {p.model}, prompt version {p.prompt_version})",
+        f"files     {len(p.files)} audited, {len(p.skipped)} skipped",
+        f"parts     {len(p.chunks)} ({split} file(s) split into parts)",
+        f"requests  {len(p.requests)} to send ({est.canary} canary, {est.requests - est.canary} in "
+        f"{est.batches} batch(es)); {p.carried} part(s) carried over, {p.deduplicated} duplicate(s) fanned out",
+        f"tokens    {_tokens(est)} (estimated)",
+        f"cost      ~{_usd(est.cost_usd)} (batch price -50%, canary at the standard price, "
+        f"prefix {'cached' if est.prefix_cached else 'too short to cache'})",
+    ]
+    out += [f"note      {n}" for n in p.notes]
+    if active is not None:
+        out.append(f"note      run {active.id} is unfinished; `reviewer audit run` finishes it first")
+    if p.skipped:
+        out += ["", "skipped:"] + [f"  {x.path}: {x.reason}" for x in p.skipped]
+    if p.requests:
+        out += ["", "to send:"]
+        for r in p.requests:
+            c = r.chunk
+            copies = f" (+{len(r.fanout)} identical: {', '.join(r.fanout[:3])}{', ...' if len(r.fanout) > 3 else ''})" if r.fanout else ""
+            out.append(f"  {c.path}:{c.start}-{c.end}  ~{c.tokens:,} tokens  {r.custom_id}{copies}")
+    return "\n".join(out)
+
+
+def render_plan_json(p: plan_mod.Plan) -> str:
+    est = p.estimate
+    return json.dumps({
+        "repo_dir": str(p.repo_dir), "commit": p.commit, "model": p.model, "prompt_version": p.prompt_version,
+        "files": list(p.files),
+        "files_skipped": [{"file": x.path, "reason": x.reason} for x in p.skipped],
+        "chunks": len(p.chunks),
+        "requests": [{"custom_id": r.custom_id, "file": r.chunk.path, "start_line": r.chunk.start,
+                      "end_line": r.chunk.end, "tokens": r.chunk.tokens, "fanout": list(r.fanout)}
+                     for r in p.requests],
+        "carried_over": p.carried, "deduplicated": p.deduplicated,
+        "estimate": {"requests": est.requests, "canary": est.canary, "batches": est.batches,
+                     "usage": est.usage.to_dict(), "cost_usd": est.cost_usd, "prefix_cached": est.prefix_cached},
+        "notes": list(p.notes),
+    }, indent=2)
+
+
+def _line_dict(line: runner.RunLine, detail: bool = False) -> dict[str, Any]:
+    r = line.run
+    out: dict[str, Any] = {
+        "id": r.id, "status": r.status, "created_at": r.created_at, "finished_at": r.finished_at,
+        "commit": r.commit_sha, "model": r.model, "files": r.files, "skipped": r.skipped, "chunks": r.chunks,
+        "carried_over": r.carried, "deduplicated": r.deduplicated, "requests": line.requests,
+        "findings": line.findings, "cost_usd": line.cost_usd, "estimated_cost_usd": r.estimate_usd,
+        "reason": r.reason,
+    }
+    if detail:
+        out["batches"] = [{"id": b.api_id, "state": b.state, "requests": b.request_count, "bytes": b.bytes,
+                           "adopted": b.adopted, "counts": b.counts} for b in line.batches]
+        out["notes"] = list(line.notes)
+    return out
+
+
+def render_list(lines: list[runner.RunLine]) -> str:
+    header = (f"{'run':>4}  {'started (UTC)':<19}  {'status':<9}  {'files':>6}  {'requests':>8}  {'ok':>6}  "
+              f"{'quarant.':>8}  {'failed':>6}  {'canceled':>8}  {'open':>5}  {'findings':>8}  {'cost':>10}")
+    out = [header]
+    for x in lines:
+        r, q = x.run, x.requests
+        findings = "-" if x.findings is None else str(x.findings)
+        out.append(f"{r.id:>4}  {r.created_at[:19].replace('T', ' '):<19}  {r.status:<9}  {r.files:>6}  "
+                   f"{q['planned']:>8}  {q['succeeded']:>6}  {q['quarantined']:>8}  {q['failed']:>6}  "
+                   f"{q['canceled']:>8}  {q['open']:>5}  {findings:>8}  {_usd(x.cost_usd):>10}")
+    return "\n".join(out)
+
+
+def render_status(line: runner.RunLine) -> str:
+    r, q = line.run, line.requests
+    out = [
+        f"run {r.id}: {r.status}" + (f" ({r.reason})" if r.reason else ""),
+        f"started   {r.created_at}" + (f", finished {r.finished_at}" if r.finished_at else ""),
+        f"commit    {r.commit_sha or '-'}   model {r.model}   prompt version {r.prompt_version}",
+        f"files     {r.files} audited, {r.skipped} skipped; {r.chunks} part(s), {r.carried} carried over, "
+        f"{r.deduplicated} duplicate(s) fanned out",
+        f"requests  {q['planned']} planned: {q['succeeded']} succeeded, {q['quarantined']} quarantined, "
+        f"{q['failed']} failed, {q['canceled']} canceled, {q['rechunked']} re-chunked, {q['open']} open; "
+        f"{q['retries']} retries",
+        f"canary    " + (f"{r.canary} request(s), {'passed' if r.canary_passed else 'not passed yet'}"
+                           if r.canary else "skipped (--canary 0)"),
+        f"cost      {_usd(line.cost_usd)} spent (estimated {_usd(r.estimate_usd)})"
+        + ("" if line.findings is None else f"; {line.findings} finding(s)"),
+    ]
+    for b in line.batches:
+        counts = ""
+        if b.counts:
+            counts = " " + ", ".join(f"{k} {v}" for k, v in b.counts.items() if v)
+        out.append(f"batch     {b.api_id or '(intent, not created)'}  {b.state}  {b.request_count} request(s)"
+                   f"{' adopted' if b.adopted else ''}{counts}")
+    out += [f"note      {n}" for n in line.notes[:20]]
+    return "\n".join(out)

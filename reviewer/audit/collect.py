@@ -1,0 +1,260 @@
+"""Receiving: poll the open batches, stream their results, give every request a final state.
+
+Results are read with the SDK's `batches.results()`, a lazy JSONL stream, and
+matched by custom_id to the batch's requests, so memory stays flat whatever
+the batch size. Each result is one state transition; they are committed in
+groups of `COMMIT_EVERY` (a crash loses at most one group, and the results of
+an ended batch can be read again: a request already final is skipped).
+
+Per result:
+
+* succeeded: the answer is checked against the full findings schema. A valid
+  one is anchored to the chunk's lines and stored under the chunk's content
+  key (`results`); an invalid one (refusal, cut off, not JSON, off-schema) is
+  *quarantined* with the reason. Both were billed: their usage is recorded.
+* errored: a context-length error re-chunks the request into smaller parts
+  (new requests); another invalid request fails at once (sending it again
+  would fail again); anything else is retried like an expired one.
+* expired (or missing from the results): sent again in a new batch under a new
+  custom_id, until the run's `max_attempts`; then failed, with the reason.
+* canceled: final.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import anthropic
+
+from .. import findings as findings_mod
+from .. import pricing, prompts, schemas
+from ..client import FATAL, api_message, check_answer, usage_of
+from ..errors import ServiceError
+from ..models import Finding
+from . import Progress, plan
+from .state import OPEN_BATCH, Request, Run, Store, now, pack
+
+COMMIT_EVERY = 500
+MAX_NOTES_PER_REQUEST = 5
+_CONTEXT_LENGTH = re.compile(
+    r"prompt is too long|context (window|length)|too many (input )?tokens|maximum context|exceeds? the "
+    r"(model'?s? )?(maximum|context)", re.I)
+
+
+def record_answer(store: Store, run: Run, req: Request, message: anthropic.types.Message, *, batch: bool) -> str | None:
+    """Record one answer inside the caller's transaction; the quarantine reason, or None if valid."""
+    usage = usage_of(message)
+    store.record_usage(req.id, usage, pricing.cost(run.model, usage, batch=batch))
+    if message.stop_reason == "model_context_window_exceeded":
+        split(store, run, req, "the model's context window was exceeded")
+        return None
+    answer, problem = check_answer(message, schemas.findings_answer_schema())
+    if answer is None:
+        store.set_request(req.id, state="quarantined", reason=problem)
+        return problem
+    lines = dict(enumerate(req.text.split("\n"), start=req.start_line))
+    anchored: list[tuple[Finding, str]] = []
+    notes: list[str] = []
+    for raw in answer["findings"]:
+        result, code = findings_mod.anchor_in_range(raw, req.path, lines, req.start_line, req.end_line)
+        if result.finding is not None:
+            anchored.append((result.finding, code))
+        if result.note:
+            notes.append(result.note)
+    kept, flood = findings_mod.cap([f for f, _ in anchored], run.max_findings, f"{req.path}:{req.start_line}-{req.end_line}")
+    keep = {id(f) for f in kept}
+    rows = [{"finding": f.to_dict(), "code": code} for f, code in anchored if id(f) in keep]
+    store.db.execute(
+        "INSERT OR REPLACE INTO results (key, run_id, custom_id, findings_json, answered_at) VALUES (?, ?, ?, ?, ?)",
+        (req.key, run.id, req.custom_id, json.dumps(rows), now()))
+    for note in notes[:MAX_NOTES_PER_REQUEST] + ([flood] if flood else []):
+        store.add_note(run.id, note)
+    store.set_request(req.id, state="succeeded", reason=None)
+    return None
+
+
+def requeue(store: Store, run: Run, req: Request, reason: str) -> None:
+    """Send `req` again under a new custom_id, or fail it when its attempts are spent."""
+    if run.status == "canceling":
+        store.set_request(req.id, state="canceled", reason=f"audit canceled ({reason})")
+        return
+    attempt = req.attempt + 1
+    if attempt >= run.max_attempts:
+        store.set_request(req.id, state="failed", reason=f"{reason} (after {attempt} attempt(s))")
+        return
+    store.set_request(req.id, state="planned", attempt=attempt, custom_id=plan.retry_id(req.base_id, attempt),
+                      batch_id=None, reason=reason)
+
+
+def split(store: Store, run: Run, req: Request, why: str) -> None:
+    """Replace `req` by requests for smaller parts of its lines, in the caller's transaction."""
+    parts = plan.halves(req.text, req.start_line, req.tokens)
+    if len(parts) < 2:
+        store.set_request(req.id, state="failed", reason=f"{why}, and a single line cannot be cut smaller")
+        return
+    overhead = len(prompts.text("audit")) + 2 * len(req.path)
+    children = []
+    for start, text in parts:
+        end = start + text.count("\n")
+        key = plan.chunk_key(run.context_digest, start, text.encode("utf-8", "surrogatepass"))
+        tokens = math.ceil((len(text) + plan.LINE_OVERHEAD * (end - start + 1) + overhead) / 4)
+        children.append((start, end, key, text, tokens))
+    stamp = now()
+    for start, end, key, text, tokens in children:
+        cid = plan.custom_id(req.path, start, key)
+        store.db.execute(
+            "INSERT OR IGNORE INTO requests (run_id, base_id, custom_id, key, path, start_line, end_line, total_lines, "
+            "tokens, parent_id, state, text, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            (run.id, cid, cid, key, req.path, start, end, req.total_lines, tokens, req.id,
+             pack(text), stamp))
+    # Every path holding the parent's text (fan-out copies too) now holds the parts.
+    paths = [r[0] for r in store.db.execute(
+        "SELECT path FROM run_chunks WHERE run_id = ? AND key = ? AND start_line = ?", (run.id, req.key, req.start_line))]
+    store.db.execute("DELETE FROM run_chunks WHERE run_id = ? AND key = ? AND start_line = ?",
+                     (run.id, req.key, req.start_line))
+    store.db.executemany(
+        "INSERT OR REPLACE INTO run_chunks (run_id, path, start_line, end_line, key) VALUES (?, ?, ?, ?, ?)",
+        [(run.id, p, start, end, key) for p in paths for start, end, key, _, _ in children])
+    store.set_request(req.id, state="split", reason=f"{why}: re-chunked into {len(children)} parts")
+
+
+def _error_of(result: Any) -> tuple[str, str]:
+    inner = getattr(getattr(result, "error", None), "error", None)
+    return str(getattr(inner, "type", "api_error")), str(getattr(inner, "message", "") or "")
+
+
+def handle(store: Store, run: Run, req: Request, result: Any) -> None:
+    """One batch result for `req`, inside the caller's transaction."""
+    kind = result.type
+    if kind == "succeeded":
+        record_answer(store, run, req, result.message, batch=True)
+    elif kind == "errored":
+        error_type, message = _error_of(result)
+        if _CONTEXT_LENGTH.search(message):
+            split(store, run, req, f"too long for the model's context ({message[:200]})")
+        elif error_type == "invalid_request_error":
+            store.set_request(req.id, state="failed", reason=f"the API rejected the request: {message[:500]}")
+        else:
+            requeue(store, run, req, f"errored: {error_type}: {message[:300]}")
+    elif kind == "expired":
+        requeue(store, run, req, "expired before the batch processed it")
+    elif kind == "canceled":
+        store.set_request(req.id, state="canceled", reason="its batch was canceled")
+    else:  # pragma: no cover - a result type the SDK does not know yet
+        requeue(store, run, req, f"unknown result type {kind!r}")
+
+
+def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -> int:
+    """Refresh the open batches of `run` and collect every ended one; returns results handled."""
+    handled = 0
+    for b in store.batches(run.id, ("in_progress", "canceling")):
+        try:
+            live = sdk.messages.batches.retrieve(b.api_id or "")
+        except anthropic.NotFoundError:
+            _lost(store, run, b.id, f"batch {b.api_id} is no longer known to the API")
+            continue
+        except FATAL as exc:
+            raise ServiceError(f"Anthropic API refused to read batch {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise ServiceError(f"cannot read batch {b.api_id}: {exc}") from exc
+        counts = live.request_counts.model_dump() if live.request_counts else None
+        if live.processing_status != b.state or counts != b.counts:
+            with store.transaction():
+                store.set_batch(b.id, state=live.processing_status, counts_json=json.dumps(counts),
+                                ended_at=str(live.ended_at) if live.ended_at else None)
+    for b in store.batches(run.id, ("ended",)):
+        handled += collect_batch(store, run, sdk, b.id, progress)
+    return handled
+
+
+def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: int, progress: Progress) -> int:
+    """Stream the results of an ended batch into the state; returns how many were new."""
+    b = store.batch(batch_id)
+    run = store.run(run.id)
+    progress.start(f"collecting {b.api_id}", b.request_count)
+    handled = foreign = 0
+    try:
+        stream = sdk.messages.batches.results(b.api_id or "")
+    except anthropic.NotFoundError:
+        progress.stop()
+        _lost(store, run, b.id, f"the results of batch {b.api_id} are no longer available")
+        return 0
+    except FATAL as exc:
+        progress.stop()
+        raise ServiceError(f"Anthropic API refused the results of {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+    except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.AnthropicError) as exc:
+        progress.stop()
+        raise ServiceError(f"cannot read the results of batch {b.api_id}: {exc}") from exc
+    pending = 0
+    try:
+        store.db.execute("BEGIN IMMEDIATE")
+        for item in stream:
+            req = store.request_in_batch(b.id, item.custom_id)
+            if req is None:
+                foreign += 1
+                continue
+            if req.state == "submitted":
+                handle(store, run, req, item.result)
+                handled += 1
+                pending += 1
+            progress.advance()
+            if pending >= COMMIT_EVERY:
+                store.db.execute("COMMIT")
+                store.db.execute("BEGIN IMMEDIATE")
+                pending = 0
+        missing = store.db.execute(
+            "SELECT id FROM requests WHERE batch_id = ? AND state = 'submitted'", (b.id,)).fetchall()
+        for (request_id,) in missing:
+            requeue(store, run, store.request(request_id), f"no result for it in batch {b.api_id}")
+        if foreign:
+            store.add_note(run.id, f"batch {b.api_id} returned {foreign} result(s) for custom_ids this audit "
+                                   "did not send; they were ignored")
+        store.set_batch(b.id, state="collected")
+        store.db.execute("COMMIT")
+    except BaseException:
+        if store.db.in_transaction:
+            store.db.execute("ROLLBACK")
+        raise
+    finally:
+        stream.close()
+        progress.stop()
+    if handled:
+        progress.log(f"collected {handled} result(s) of batch {b.api_id}")
+    return handled
+
+
+def _lost(store: Store, run: Run, batch_id: int, why: str) -> None:
+    with store.transaction() as db:
+        for (request_id,) in db.execute(
+                "SELECT id FROM requests WHERE batch_id = ? AND state = 'submitted'", (batch_id,)).fetchall():
+            requeue(store, run, store.request(request_id), why)
+        store.set_batch(batch_id, state="lost")
+
+
+def complete(store: Store, run: Run) -> bool:
+    """True when no request of `run` is waiting for anything."""
+    return not store.open_requests(run.id) and not store.batches(run.id, OPEN_BATCH)
+
+
+def finish(store: Store, run: Run, summary: dict[str, Any]) -> Run:
+    """Close a complete run with its summary; prune what later runs no longer need.
+
+    A completed run keeps the answers it uses (they carry over to the next
+    run) and drops older answers and the per-request details of older runs.
+    """
+    status = "canceled" if run.status == "canceling" else "completed"
+    with store.transaction() as db:
+        store.set_run(run.id, status=status, finished_at=now(), summary_json=json.dumps(summary))
+        db.execute("UPDATE requests SET text = NULL WHERE run_id = ?", (run.id,))
+        if status == "completed":
+            db.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM run_chunks WHERE run_id = ?)", (run.id,))
+            older = "SELECT id FROM runs WHERE id < ? AND status NOT IN ('active', 'canceling')"
+            for table in ("run_files", "run_chunks", "requests", "batches", "submissions", "notes"):
+                db.execute(f"DELETE FROM {table} WHERE run_id IN ({older})", (run.id,))
+    pages, free = (store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count"))
+    if pages > 256 and free * 2 > pages:
+        store.db.execute("VACUUM")
+    return store.run(run.id)

@@ -1,0 +1,566 @@
+"""The audit's memory: one SQLite file (`--state`, default `.reviewer/audit.db`).
+
+Everything a killed process would otherwise forget lives here, and every state
+transition is one transaction, so a SIGKILL at any instant leaves either the
+state before a transition or the state after it. WAL journal, `synchronous=FULL`.
+
+Tables (see `MIGRATIONS`):
+
+    runs          one audit of the repository: status, model, the cached prefix
+                  as sent, estimate, and (once final) a summary kept after pruning
+    run_files     every file of the walk: audited, or skipped with its reason
+    run_chunks    (path, line range) -> content key, for every audited part of
+                  every file: how findings fan out to copies and carry over
+    requests      one per request of a run: custom_id, key, representative path
+                  and lines, the chunk text (zlib), attempt, state, usage, cost
+    batches       one per batch: an intent row written *before* the create call,
+                  then the API id; see `reviewer.audit.submit`
+    submissions   (run, custom_id) primary key: the database itself refuses to
+                  submit a custom_id twice in a run
+    results       content key -> anchored findings of a valid answer; what later
+                  runs carry over for unchanged chunks
+    notes         things a report must say (rejected findings, adopted batches)
+
+Request states:  planned -> submitting -> submitted -> succeeded | quarantined |
+failed | canceled | split (re-chunked; its parts are new requests), and back to
+planned (with a new custom_id) when a batch result is errored or expired.
+Migrations are an ordered list of small functions (as in simonw/llm); the
+`schema_version` table records which ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from ..errors import UsageError
+from ..models import Usage
+
+ACTIVE = ("active", "canceling")
+RUN_STATUSES = ("active", "canceling", "completed", "canceled", "failed", "refused")
+OPEN_REQUEST = ("planned", "submitting", "submitted")
+FINAL_REQUEST = ("succeeded", "quarantined", "failed", "canceled", "split")
+OPEN_BATCH = ("creating", "in_progress", "canceling", "ended")
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    # Not executescript(): it commits first, which would split the migration's transaction.
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _script(db, """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            reason TEXT,
+            repo_dir TEXT NOT NULL,
+            commit_sha TEXT,
+            tree_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            context_digest TEXT NOT NULL,
+            system_json TEXT NOT NULL,
+            max_tokens INTEGER NOT NULL,
+            canary INTEGER NOT NULL,
+            canary_passed INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            max_findings INTEGER NOT NULL,
+            files INTEGER NOT NULL,
+            skipped INTEGER NOT NULL,
+            chunks INTEGER NOT NULL,
+            carried INTEGER NOT NULL,
+            deduplicated INTEGER NOT NULL,
+            estimate_usd REAL,
+            summary_json TEXT
+        );
+        CREATE TABLE run_files (
+            run_id INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            skip_reason TEXT,
+            PRIMARY KEY (run_id, path)
+        );
+        CREATE TABLE run_chunks (
+            run_id INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            start_line INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            PRIMARY KEY (run_id, path, start_line)
+        );
+        CREATE INDEX run_chunks_key ON run_chunks (run_id, key);
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            base_id TEXT NOT NULL,
+            custom_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            path TEXT NOT NULL,
+            start_line INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            total_lines INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            parent_id INTEGER,
+            canary INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL,
+            batch_id INTEGER,
+            reason TEXT,
+            text BLOB,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            unpriced INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            UNIQUE (run_id, custom_id)
+        );
+        CREATE INDEX requests_state ON requests (run_id, state);
+        CREATE INDEX requests_batch ON requests (batch_id, custom_id);
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            api_id TEXT UNIQUE,
+            state TEXT NOT NULL,
+            request_count INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            intent_at TEXT NOT NULL,
+            created_at TEXT,
+            ended_at TEXT,
+            adopted INTEGER NOT NULL DEFAULT 0,
+            counts_json TEXT
+        );
+        CREATE TABLE submissions (
+            run_id INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            request_id INTEGER NOT NULL,
+            batch_id INTEGER NOT NULL,
+            PRIMARY KEY (run_id, custom_id)
+        );
+        CREATE TABLE results (
+            key TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            findings_json TEXT NOT NULL,
+            answered_at TEXT NOT NULL
+        );
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            text TEXT NOT NULL
+        );
+    """)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def pack(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
+
+
+def unpack(blob: bytes) -> str:
+    return zlib.decompress(blob).decode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    created_at: str
+    finished_at: str | None
+    status: str
+    reason: str | None
+    repo_dir: str
+    commit_sha: str | None
+    tree_key: str
+    model: str
+    prompt_version: str
+    context_digest: str
+    system: tuple[dict[str, Any], ...]
+    max_tokens: int
+    canary: int
+    canary_passed: bool
+    max_attempts: int
+    max_findings: int
+    files: int
+    skipped: int
+    chunks: int
+    carried: int
+    deduplicated: int
+    estimate_usd: float | None
+    summary: dict[str, Any] | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    run_id: int
+    base_id: str
+    custom_id: str
+    key: str
+    path: str
+    start_line: int
+    end_line: int
+    total_lines: int
+    tokens: int
+    canary: bool
+    attempt: int
+    state: str
+    batch_id: int | None
+    reason: str | None
+    text_blob: bytes | None
+
+    @property
+    def text(self) -> str:
+        return unpack(self.text_blob) if self.text_blob is not None else ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    run_id: int
+    api_id: str | None
+    state: str
+    request_count: int
+    bytes: int
+    intent_at: str
+    created_at: str | None
+    adopted: bool
+    counts: dict[str, int] | None
+
+
+_REQUEST_COLUMNS = ("id, run_id, base_id, custom_id, key, path, start_line, end_line, total_lines, tokens, "
+                    "canary, attempt, state, batch_id, reason, text")
+
+
+def _request(row: Sequence[Any]) -> Request:
+    return Request(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+                   bool(row[10]), row[11], row[12], row[13], row[14], row[15])
+
+
+def _batch(row: Sequence[Any]) -> Batch:
+    return Batch(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]),
+                 json.loads(row[9]) if row[9] else None)
+
+
+class Store:
+    """The state file, migrated on open. Use as a context manager; `lock=True`
+    also takes an exclusive lock so two audits cannot drive the same state."""
+
+    def __init__(self, path: Path, *, lock: bool = False, readonly: bool = False) -> None:
+        self.path = path
+        self._lock_fd: int | None = None
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(path)
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            try:
+                from .plan import private_dir
+
+                private_dir(path.parent)
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot create the state folder: {exc.strerror or exc}") from None
+            if lock:
+                self._take_lock()
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # FULL: an intent row must be on disk before the create call it announces.
+            self.db.execute("PRAGMA synchronous = FULL")
+        self._migrate(readonly)
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock
+            return
+        fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError(f"{self.path}: another `reviewer audit` is using this state; wait for it to finish") from None
+        self._lock_fd = fd
+
+    def _migrate(self, readonly: bool) -> None:
+        exists = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+        done = 0
+        if exists:
+            done = self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if done > len(MIGRATIONS):
+            raise UsageError(f"{self.path}: written by a newer reviewer (state schema {done}, "
+                             f"this version knows {len(MIGRATIONS)}); upgrade reviewer")
+        if done == len(MIGRATIONS):
+            return
+        if readonly:
+            raise UsageError(f"{self.path}: the state needs an upgrade; run `reviewer audit run` or `collect` once")
+        if not exists:
+            with self.transaction():
+                self.db.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        for version, fn in enumerate(MIGRATIONS, start=1):
+            if version <= done:
+                continue
+            with self.transaction():
+                fn(self.db)
+                self.db.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, fn.__name__, now()))
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One state transition: all of it or none of it reaches the file."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ runs
+
+    def _run(self, row: Sequence[Any]) -> Run:
+        (id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
+         system, max_tokens, canary, canary_passed, max_attempts, max_findings, files, skipped, chunks,
+         carried, dedup, estimate, summary) = row
+        return Run(id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
+                   tuple(json.loads(system)), max_tokens, canary, bool(canary_passed), max_attempts, max_findings,
+                   files, skipped, chunks, carried, dedup, estimate, json.loads(summary) if summary else None)
+
+    _RUN_COLUMNS = ("id, created_at, finished_at, status, reason, repo_dir, commit_sha, tree_key, model, "
+                    "prompt_version, context_digest, system_json, max_tokens, canary, canary_passed, max_attempts, "
+                    "max_findings, files, "
+                    "skipped, chunks, carried, deduplicated, estimate_usd, summary_json")
+
+    def run(self, run_id: int) -> Run:
+        row = self.db.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"{self.path}: no audit run {run_id}")
+        return self._run(row)
+
+    def active_run(self) -> Run | None:
+        row = self.db.execute(
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ('active', 'canceling') ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return self._run(row) if row else None
+
+    def latest_run(self, statuses: Sequence[str] = RUN_STATUSES) -> Run | None:
+        marks = ",".join("?" * len(statuses))
+        row = self.db.execute(
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ({marks}) ORDER BY id DESC LIMIT 1",
+            tuple(statuses)).fetchone()
+        return self._run(row) if row else None
+
+    def runs(self, statuses: Sequence[str] = RUN_STATUSES, limit: int | None = None) -> list[Run]:
+        marks = ",".join("?" * len(statuses))
+        sql = f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ({marks}) ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._run(r) for r in self.db.execute(sql, tuple(statuses))]
+
+    def insert_run(self, fields: dict[str, Any], files: Iterable[tuple[str, str | None]],
+                   chunks: Iterable[tuple[str, int, int, str]], requests: Iterable[dict[str, Any]]) -> int:
+        """Record a planned run in one transaction; returns its id.
+
+        `files`: (path, skip reason or None); `chunks`: (path, first, last, key)
+        for every audited part; `requests`: column values of each request.
+        """
+        stamp = now()
+        with self.transaction():
+            fields = {**fields, "created_at": stamp, "updated_at": stamp}
+            cur = self.db.execute(
+                f"INSERT INTO runs ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+                tuple(v if not isinstance(v, (list, tuple, dict)) else json.dumps(v) for v in fields.values()))
+            run_id = int(cur.lastrowid or 0)
+            self.db.executemany("INSERT INTO run_files (run_id, path, skip_reason) VALUES (?, ?, ?)",
+                                ((run_id, p, r) for p, r in files))
+            self.db.executemany("INSERT INTO run_chunks (run_id, path, start_line, end_line, key) VALUES (?, ?, ?, ?, ?)",
+                                ((run_id, *c) for c in chunks))
+            for values in requests:
+                values = {**values, "run_id": run_id, "updated_at": stamp}
+                self.db.execute(
+                    f"INSERT INTO requests ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                    tuple(values.values()))
+        return run_id
+
+    def set_run(self, run_id: int, **fields: Any) -> None:
+        """Update a run inside the caller's transaction."""
+        fields["updated_at"] = now()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def result_keys(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM results")}
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, request_id: int) -> Request:
+        row = self.db.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return _request(row)
+
+    def requests(self, run_id: int, states: Sequence[str] | None = None, *, canary: bool | None = None,
+                 limit: int | None = None, with_text: bool = True) -> list[Request]:
+        cols = _REQUEST_COLUMNS if with_text else _REQUEST_COLUMNS.replace(", text", ", NULL")
+        sql = f"SELECT {cols} FROM requests WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if states is not None:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        if canary is not None:
+            sql += " AND canary = ?"
+            args.append(int(canary))
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_request(r) for r in self.db.execute(sql, args)]
+
+    def iter_requests(self, run_id: int, states: Sequence[str]) -> Iterator[Request]:
+        """Requests in `states`, read lazily in id order (constant memory)."""
+        marks = ",".join("?" * len(states))
+        last = 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE run_id = ? AND state IN ({marks}) AND id > ? "
+                "ORDER BY id LIMIT 500", (run_id, *states, last)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _request(row)
+            last = rows[-1][0]
+
+    def request_in_batch(self, batch_id: int, custom_id: str) -> Request | None:
+        row = self.db.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE batch_id = ? AND custom_id = ?",
+            (batch_id, custom_id)).fetchone()
+        return _request(row) if row else None
+
+    def state_counts(self, run_id: int) -> dict[str, int]:
+        return {s: n for s, n in self.db.execute(
+            "SELECT state, COUNT(*) FROM requests WHERE run_id = ? GROUP BY state", (run_id,))}
+
+    def open_requests(self, run_id: int) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM requests WHERE run_id = ? AND state IN ('planned', 'submitting', 'submitted')",
+            (run_id,)).fetchone()[0]
+
+    def set_request(self, request_id: int, **fields: Any) -> None:
+        """Update a request inside the caller's transaction."""
+        fields["updated_at"] = now()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE requests SET {sets} WHERE id = ?", (*fields.values(), request_id))
+
+    def record_usage(self, request_id: int, usage: Usage, cost: float | None) -> None:
+        """Add a billed answer's usage to the request (inside the caller's transaction)."""
+        self.db.execute(
+            "UPDATE requests SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+            "cache_creation_input_tokens = cache_creation_input_tokens + ?, "
+            "cache_read_input_tokens = cache_read_input_tokens + ?, cost_usd = cost_usd + ?, "
+            "unpriced = MAX(unpriced, ?) WHERE id = ?",
+            (usage.input_tokens, usage.output_tokens, usage.cache_creation_input_tokens,
+             usage.cache_read_input_tokens, cost or 0.0, int(cost is None), request_id))
+
+    def usage(self, run_id: int) -> tuple[Usage, float | None]:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+            "COALESCE(SUM(cache_creation_input_tokens), 0), COALESCE(SUM(cache_read_input_tokens), 0), "
+            "COALESCE(SUM(cost_usd), 0), COALESCE(MAX(unpriced), 0) FROM requests WHERE run_id = ?",
+            (run_id,)).fetchone()
+        return Usage(row[0], row[1], row[2], row[3]), (None if row[5] else round(row[4], 6))
+
+    def retries(self, run_id: int) -> int:
+        return self.db.execute("SELECT COALESCE(SUM(attempt), 0) FROM requests WHERE run_id = ?",
+                               (run_id,)).fetchone()[0]
+
+    # ------------------------------------------------------------------ batches
+
+    def batch(self, batch_id: int) -> Batch:
+        return _batch(self.db.execute(
+            "SELECT id, run_id, api_id, state, request_count, bytes, intent_at, created_at, adopted, counts_json "
+            "FROM batches WHERE id = ?", (batch_id,)).fetchone())
+
+    def batches(self, run_id: int, states: Sequence[str] | None = None) -> list[Batch]:
+        sql = ("SELECT id, run_id, api_id, state, request_count, bytes, intent_at, created_at, adopted, counts_json "
+               "FROM batches WHERE run_id = ?")
+        args: list[Any] = [run_id]
+        if states is not None:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        return [_batch(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def known_batch(self, api_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM batches WHERE api_id = ?", (api_id,)).fetchone() is not None
+
+    def set_batch(self, batch_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE batches SET {sets} WHERE id = ?", (*fields.values(), batch_id))
+
+    # ------------------------------------------------------------------ notes
+
+    def add_note(self, run_id: int, text: str) -> None:
+        self.db.execute("INSERT INTO notes (run_id, text) VALUES (?, ?)", (run_id, text))
+
+    def notes(self, run_id: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT text FROM notes WHERE run_id = ? ORDER BY id", (run_id,))]
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file, so a cache of the folder holds one file."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def open_readonly(path: Path) -> Store | None:
+    """The state for reading (plan, status, list), or None when there is none yet."""
+    if not path.exists():
+        return None
+    return Store(path, readonly=True)

@@ -1,0 +1,301 @@
+"""Sending: the canary, then batches, never the same request twice.
+
+Canary: before any batch, the first N planned requests go through the
+synchronous Messages API and their answers are checked against the full
+schema. An invalid answer or a request the API rejects (4xx) fails the run
+with the reason and nothing is batched: a broken prompt costs N requests, not
+the repository. Valid canary answers are kept: those requests are done.
+
+Batches hold at most `max_requests` requests and `max_bytes` of JSON (the API
+allows 100,000 and 256 MB). A batch is created in three steps, each its own
+transaction or call:
+
+1. *intent*: a `batches` row in state `creating` with the request count, the
+   requests moved to `submitting`, one `submissions` row per custom_id (its
+   primary key refuses a second submission of a custom_id in a run);
+2. the create call, with the SDK's retries off: a retried POST whose first
+   attempt did reach the API would create a second batch;
+3. the API id recorded, the requests `submitted`.
+
+A crash (or a lost response) between 1 and 3 leaves an intent. Before creating
+anything, `reconcile` resolves it against `batches.list()`: a batch created
+after the intent, unknown to the state and holding exactly the intent's
+request count is adopted; when none shows up within `settle_seconds` of the
+intent, the create never happened and the intent is released (its requests go
+back to planned). The collector later checks an adopted batch's custom_ids.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import anthropic
+
+from .. import schemas
+from ..client import FATAL, api_message
+from ..config import Config
+from ..errors import ServiceError
+from . import Progress, plan
+from .collect import record_answer
+from .state import Batch, Request, Run, Store, now, parse_time
+
+# A listed batch created this long before the intent row may still be ours
+# (the API's clock and ours disagree a little).
+CLOCK_SKEW = timedelta(seconds=120)
+# Bytes of `{"requests": []}` around the items, with room to spare.
+ENVELOPE = 64
+# Statuses after which the batch was certainly not created.
+_REFUSED = frozenset({400, 401, 402, 403, 404, 413, 422})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_requests: int = plan.MAX_BATCH_REQUESTS
+    max_bytes: int = plan.MAX_BATCH_BYTES
+    settle_seconds: float = 15.0
+    """How long after an intent a batch it created must be visible in `batches.list()`."""
+
+
+def client(config: Config) -> anthropic.Anthropic:
+    return anthropic.Anthropic(max_retries=config.max_retries, timeout=config.request_timeout)
+
+
+def request_params(run: Run, req: Request) -> dict[str, Any]:
+    user = plan.user_message(req.path, req.start_line, req.end_line, req.total_lines, req.text)
+    schema = schemas.for_model(schemas.findings_answer_schema())
+    return plan.params(run.model, run.system, run.max_tokens, schema, user)
+
+
+# ---------------------------------------------------------------------- canary
+
+
+def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -> str | None:
+    """Send the run's canary requests synchronously; None when every answer is valid, else the reason.
+
+    On failure the run is marked failed with the reason. Raises ServiceError
+    for failures the request shape does not explain (credentials, outages).
+    """
+    pending = store.requests(run.id, ("planned",), canary=True)
+    if pending:
+        progress.log(f"canary: {len(pending)} request(s) through the Messages API before any batch")
+    for req in pending:
+        where = f"{req.custom_id} ({req.path}:{req.start_line}-{req.end_line})"
+        try:
+            message = sdk.messages.create(**request_params(run, req))
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+            raise ServiceError(f"Anthropic API refused the canary request ({exc.status_code}): {api_message(exc)}") from exc
+        except anthropic.APIStatusError as exc:
+            if 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429):
+                reason = f"canary: the API rejected request {where} ({exc.status_code}): {api_message(exc)}"
+                with store.transaction():
+                    store.set_request(req.id, state="failed", reason=reason)
+                    store.set_run(run.id, status="failed", reason=reason, finished_at=now())
+                return reason
+            raise ServiceError(f"canary request {where} failed ({exc.status_code}): {api_message(exc)}") from exc
+        except anthropic.APIConnectionError as exc:
+            raise ServiceError(f"canary request {where}: cannot reach the Anthropic API: {exc}") from exc
+        with store.transaction():
+            problem = record_answer(store, run, req, message, batch=False)
+            if problem is not None:
+                reason = f"canary: the answer to {where} is invalid: {problem}"
+                store.set_run(run.id, status="failed", reason=reason, finished_at=now())
+        if problem is not None:
+            return reason
+    with store.transaction():
+        store.set_run(run.id, canary_passed=1)
+    return None
+
+
+# ---------------------------------------------------------------------- batches
+
+
+def submit(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
+           sleep: Callable[[float], None] = time.sleep) -> int:
+    """Submit every planned request of `run`; returns how many were submitted.
+
+    Raises ServiceError when the API refuses a batch or stays unreachable; the
+    state then holds nothing half-done (at most an intent the next run resolves).
+    """
+    reconcile(store, run, sdk, limits, progress, sleep)
+    creator = sdk.with_options(max_retries=0)
+    max_bytes = limits.max_bytes
+    submitted = 0
+    unsure = 0
+    while True:
+        batch = _next_batch(store, run, limits.max_requests, max_bytes)
+        if batch is None:
+            return submitted
+        items, ids, size = batch
+        batch_id = _intent(store, run, ids, [i["custom_id"] for i in items], size)
+        try:
+            created = creator.messages.batches.create(requests=items)  # type: ignore[arg-type]
+        except anthropic.APIStatusError as exc:
+            if exc.status_code in _REFUSED:
+                release(store, store.batch(batch_id), "rejected")
+                if exc.status_code == 413 and size > 1024 * 1024:
+                    max_bytes = size // 2
+                    progress.log(f"the API found a batch of {size:,} bytes too large; trying {max_bytes:,}")
+                    continue
+                raise ServiceError(f"the API refused a batch of {len(items)} request(s) "
+                                   f"({exc.status_code}): {api_message(exc)}") from exc
+            failure: Exception = exc
+        except anthropic.APIConnectionError as exc:
+            failure = exc
+        else:
+            _created(store, batch_id, created)
+            submitted += len(items)
+            progress.log(f"submitted batch {created.id}: {len(items)} request(s), {size:,} bytes")
+            continue
+        # No answer: the batch may or may not exist. Only the listing can tell.
+        unsure += 1
+        progress.log(f"creating a batch failed ({failure}); checking the API before trying again")
+        reconcile(store, run, sdk, limits, progress, sleep)
+        if unsure >= 3:
+            raise ServiceError(f"cannot create a batch: {failure}")
+
+
+def _next_batch(store: Store, run: Run, max_requests: int, max_bytes: int
+                ) -> tuple[list[dict[str, Any]], list[int], int] | None:
+    while True:
+        pending = store.requests(run.id, ("planned",), limit=max_requests)
+        if not pending:
+            return None
+        items: list[dict[str, Any]] = []
+        ids: list[int] = []
+        size = ENVELOPE
+        too_big: list[tuple[Request, int]] = []
+        for req in pending:
+            item = {"custom_id": req.custom_id, "params": request_params(run, req)}
+            n = len(json.dumps(item).encode("utf-8")) + 2
+            if n + ENVELOPE > max_bytes:
+                too_big.append((req, n))
+                continue
+            if items and size + n > max_bytes:
+                break
+            items.append(item)
+            ids.append(req.id)
+            size += n
+        if too_big:
+            with store.transaction():
+                for req, n in too_big:
+                    store.set_request(req.id, state="failed",
+                                      reason=f"request of {n:,} bytes is over the batch limit of {max_bytes:,}")
+        if items:
+            return items, ids, size
+
+
+def _intent(store: Store, run: Run, ids: list[int], custom_ids: list[str], size: int) -> int:
+    with store.transaction() as db:
+        cur = db.execute("INSERT INTO batches (run_id, state, request_count, bytes, intent_at) "
+                         "VALUES (?, 'creating', ?, ?, ?)", (run.id, len(ids), size, now()))
+        batch_id = int(cur.lastrowid or 0)
+        stamp = now()
+        db.executemany("UPDATE requests SET state = 'submitting', batch_id = ?, updated_at = ? "
+                       "WHERE id = ? AND state = 'planned'", ((batch_id, stamp, i) for i in ids))
+        db.executemany("INSERT INTO submissions (run_id, custom_id, request_id, batch_id) VALUES (?, ?, ?, ?)",
+                       ((run.id, c, i, batch_id) for c, i in zip(custom_ids, ids)))
+    return batch_id
+
+
+def _created(store: Store, batch_id: int, created: Any, adopted: bool = False) -> None:
+    with store.transaction() as db:
+        store.set_batch(batch_id, api_id=created.id, state=created.processing_status,
+                        created_at=_iso(created.created_at), adopted=int(adopted))
+        db.execute("UPDATE requests SET state = 'submitted', updated_at = ? WHERE batch_id = ? AND state = 'submitting'",
+                   (now(), batch_id))
+        if adopted:
+            store.add_note(store.batch(batch_id).run_id,
+                           f"batch {created.id} was created before an interruption and adopted from the API's list")
+
+
+def release(store: Store, intent: Batch, state: str) -> None:
+    """The intent's batch does not exist: its requests go back to planned (or canceled)."""
+    run_state = store.run(intent.run_id).status
+    with store.transaction() as db:
+        if run_state == "canceling":
+            db.execute("UPDATE requests SET state = 'canceled', batch_id = NULL, reason = 'audit canceled', "
+                       "updated_at = ? WHERE batch_id = ? AND state = 'submitting'", (now(), intent.id))
+        else:
+            db.execute("UPDATE requests SET state = 'planned', batch_id = NULL, updated_at = ? "
+                       "WHERE batch_id = ? AND state = 'submitting'", (now(), intent.id))
+        db.execute("DELETE FROM submissions WHERE batch_id = ?", (intent.id,))
+        store.set_batch(intent.id, state=state)
+
+
+def reconcile(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """Resolve every intent of `run` (see the module docstring): adopt its batch or release it."""
+    for intent in store.batches(run.id, ("creating",)):
+        found = _find(store, sdk, intent)
+        if found is None:
+            age = (datetime.now(timezone.utc) - parse_time(intent.intent_at)).total_seconds()
+            if age < limits.settle_seconds:
+                wait = limits.settle_seconds - age
+                progress.log(f"an interrupted batch creation is not in the API's list yet; checking again in {wait:.1f}s")
+                sleep(wait)
+                found = _find(store, sdk, intent)
+        if found is not None:
+            _created(store, intent.id, found, adopted=True)
+            progress.log(f"adopted batch {found.id} ({intent.request_count} request(s)) created before an interruption")
+        else:
+            release(store, intent, "abandoned")
+            progress.log(f"an interrupted batch creation never reached the API; its {intent.request_count} "
+                         "request(s) will be submitted again")
+
+
+def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch) -> Any:
+    floor = parse_time(intent.intent_at) - CLOCK_SKEW
+    best = None
+    try:
+        # Newest first: stop at the first batch older than the intent.
+        for listed in sdk.messages.batches.list(limit=100):
+            if listed.created_at < floor:
+                break
+            if store.known_batch(listed.id):
+                continue
+            c = listed.request_counts
+            if c.processing + c.succeeded + c.errored + c.canceled + c.expired == intent.request_count:
+                best = listed  # the oldest match is the one closest after the intent
+    except FATAL as exc:
+        raise ServiceError(f"Anthropic API refused to list batches ({exc.status_code}): {api_message(exc)}") from exc
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        raise ServiceError(f"cannot list batches to reconcile the state: {exc}") from exc
+    return best
+
+
+def cancel(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
+           sleep: Callable[[float], None] = time.sleep) -> int:
+    """Cancel `run`: unsent requests now, open batches through the API. Returns batches asked to cancel."""
+    with store.transaction() as db:
+        store.set_run(run.id, status="canceling")
+        db.execute("UPDATE requests SET state = 'canceled', reason = 'audit canceled', updated_at = ? "
+                   "WHERE run_id = ? AND state = 'planned'", (now(), run.id))
+    reconcile(store, store.run(run.id), sdk, limits, progress, sleep)
+    asked = 0
+    for b in store.batches(run.id, ("in_progress",)):
+        try:
+            live = sdk.messages.batches.cancel(b.api_id or "")
+        except FATAL as exc:
+            raise ServiceError(f"Anthropic API refused to cancel {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+        except anthropic.APIStatusError as exc:
+            raise ServiceError(f"cannot cancel batch {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+        except anthropic.APIConnectionError as exc:
+            raise ServiceError(f"cannot cancel batch {b.api_id}: {exc}") from exc
+        with store.transaction():
+            store.set_batch(b.id, state=live.processing_status)
+        asked += 1
+        progress.log(f"asked the API to cancel batch {b.api_id}")
+    return asked
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
