@@ -64,7 +64,8 @@ class Prefix:
         return pricing.estimate_tokens(self.text)
 
 
-def _usage(message: anthropic.types.Message) -> Usage:
+def usage_of(message: anthropic.types.Message) -> Usage:
+    """The four token counters of a response (a synchronous call's or a batch result's)."""
     u = message.usage
     return Usage(
         input_tokens=u.input_tokens or 0,
@@ -131,12 +132,12 @@ class ModelClient:
                 raise ServiceError(_fatal_message(exc)) from exc
             except anthropic.APIStatusError as exc:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
-                raise CallFailed(f"API error {exc.status_code}: {_api_message(exc)}") from exc
+                raise CallFailed(f"API error {exc.status_code}: {api_message(exc)}") from exc
             except anthropic.APIConnectionError as exc:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
                 kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "connection failed"
                 raise CallFailed(f"request {kind} after {self.config.max_retries} retries") from exc
-        self._record(pass_name, subject, model, _usage(message), True, repair, time.monotonic() - started)
+        self._record(pass_name, subject, model, usage_of(message), True, repair, time.monotonic() - started)
         return message
 
     async def prewarm(self, model: str, prefix: Prefix, schema: dict[str, Any]) -> bool:
@@ -179,7 +180,7 @@ class ModelClient:
                 output_config=output_config,
             )
             text = _text(message)
-            answer, error = _check(message, text, schema)
+            answer, error = check_answer(message, schema, text)
             if answer is not None:
                 return answer
             if message.stop_reason == "refusal":
@@ -191,7 +192,8 @@ class ModelClient:
         raise CallFailed(error)
 
 
-def _api_message(exc: anthropic.APIStatusError) -> str:
+def api_message(exc: anthropic.APIStatusError) -> str:
+    """The API's own error message of `exc`, falling back to the SDK's."""
     if isinstance(exc.body, dict):
         inner = exc.body.get("error")
         if isinstance(inner, dict) and inner.get("message"):
@@ -199,7 +201,14 @@ def _api_message(exc: anthropic.APIStatusError) -> str:
     return exc.message
 
 
-def _check(message: anthropic.types.Message, text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+def check_answer(message: anthropic.types.Message, schema: dict[str, Any],
+                 text: str | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(answer, "") when `message` holds JSON valid against the full `schema`, else (None, reason).
+
+    Refusal, truncation, JSON and schema checks, with no repair call: batch
+    results use it as it is, `ModelClient.ask` adds the repair.
+    """
+    text = _text(message) if text is None else text
     if message.stop_reason == "refusal":
         details = getattr(message, "stop_details", None)
         why = getattr(details, "explanation", None) if details else None
@@ -213,23 +222,3 @@ def _check(message: anthropic.types.Message, text: str, schema: dict[str, Any]) 
     if problem:
         return None, f"the answer does not match the schema {problem}"
     return answer, ""
-
-
-
-def usage_of(message: anthropic.types.Message) -> Usage:
-    """The four token counters of a response (a synchronous call's or a batch result's)."""
-    return _usage(message)
-
-
-def check_answer(message: anthropic.types.Message, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """(answer, "") when `message` holds JSON valid against the full `schema`, else (None, reason).
-
-    The same checks `ModelClient.ask` makes (refusal, truncation, JSON, schema),
-    without the repair call: for answers that arrive where no repair is possible.
-    """
-    return _check(message, _text(message), schema)
-
-
-def api_message(exc: anthropic.APIStatusError) -> str:
-    """The API's own error message of `exc`, falling back to the SDK's."""
-    return _api_message(exc)

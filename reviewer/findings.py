@@ -64,43 +64,33 @@ def fingerprint(file: str, category: str, side: Side, code: str, issue: str) -> 
     return digest.hexdigest()[:16]
 
 
-def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
-    """Place one model finding on the diff; see the module docstring for the rules."""
-    path = normalize_path(str(raw.get("file", "")))
-    issue = str(raw.get("issue", "")).strip()
-    file = diff.get(path)
-    if file is None:
-        return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}")
-    side: Side = "LEFT" if raw.get("side") == "LEFT" else "RIGHT"
+def _span(raw: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model's (line, end_line), put in order; a one-line range is a line."""
     line, end = raw.get("line"), raw.get("end_line")
     if line is None and end is not None:
         line, end = end, None
     if line is not None and end is not None and end < line:
         line, end = end, line
-    if end == line:
-        end = None
+    return line, (None if end == line else end)
+
+
+def _where(line: int, end: int | None) -> str:
+    return f"line {line}" if end is None else f"lines {line}-{end}"
+
+
+def _build(raw: Mapping[str, Any], path: str, side: Side, line: int | None, end: int | None,
+           exact: bool, issue: str, code: str, pass_: str) -> Finding:
+    """The anchored finding: the model's verdict on the tool's lines, fingerprinted by their code."""
     replacement = raw.get("replacement")
     suggestion = raw.get("suggestion")
-    exact = True
-    if line is not None:
-        placed = _place(file, line, end, side)
-        if placed is None:
-            where = f"line {line}" if end is None else f"lines {line}-{end}"
-            issue = f"{issue} (reported at {where}{' of the old file' if side == 'LEFT' else ''}, outside the diff)"
-            exact = False
-            line = end = None
-        else:
-            exact = placed == (line, end)
-            line, end = placed
     if replacement is not None and (not exact or side == "LEFT" or line is None):
         # The replacement was written for other lines: a suggestion block would
         # replace the wrong code, so it becomes prose.
         suggestion = ((suggestion or "") + "\n\nProposed code:\n" + replacement).strip()
         replacement = None
-    code = code_at(file, line, end, side) if line is not None else ""
     category = str(raw.get("category") or "other")
-    finding = Finding(
-        file=file.path,
+    return Finding(
+        file=path,
         severity=raw.get("severity", "info"),
         issue=issue,
         line=line,
@@ -111,9 +101,31 @@ def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
         replacement=replacement,
         confidence=raw.get("confidence"),
         pass_=pass_,  # type: ignore[arg-type]
-        fingerprint=fingerprint(file.path, category, side, code, issue),
+        fingerprint=fingerprint(path, category, side, code, issue),
     )
-    return Anchored(finding)
+
+
+def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
+    """Place one model finding on the diff; see the module docstring for the rules."""
+    path = normalize_path(str(raw.get("file", "")))
+    issue = str(raw.get("issue", "")).strip()
+    file = diff.get(path)
+    if file is None:
+        return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}")
+    side: Side = "LEFT" if raw.get("side") == "LEFT" else "RIGHT"
+    line, end = _span(raw)
+    exact = True
+    if line is not None:
+        placed = _place(file, line, end, side)
+        if placed is None:
+            issue = f"{issue} (reported at {_where(line, end)}{' of the old file' if side == 'LEFT' else ''}, outside the diff)"
+            exact = False
+            line = end = None
+        else:
+            exact = placed == (line, end)
+            line, end = placed
+    code = code_at(file, line, end, side) if line is not None else ""
+    return Anchored(_build(raw, file.path, side, line, end, exact, issue, code, pass_))
 
 
 def _place(file: FileDiff, line: int, end: int | None, side: Side) -> tuple[int, int | None] | None:
@@ -264,15 +276,7 @@ def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str],
     if reported != path and normalize_path(reported) != normalize_path(path):
         return Anchored(None, f"rejected a finding on '{reported[:200]}' from the audit of '{path}', "
                               f"which is the only file the model was shown: {issue[:200]}"), ""
-    line, end = raw.get("line"), raw.get("end_line")
-    if line is None and end is not None:
-        line, end = end, None
-    if line is not None and end is not None and end < line:
-        line, end = end, line
-    if end == line:
-        end = None
-    replacement = raw.get("replacement")
-    suggestion = raw.get("suggestion")
+    line, end = _span(raw)
     exact = raw.get("side", "RIGHT") == "RIGHT"
     if line is not None:
         if first <= line <= last:
@@ -280,27 +284,8 @@ def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str],
             exact = exact and clipped == end
             end = None if clipped == line else clipped
         else:
-            where = f"line {line}" if end is None else f"lines {line}-{end}"
-            issue = f"{issue} (reported at {where}, outside lines {first}-{last} that were audited)"
+            issue = f"{issue} (reported at {_where(line, end)}, outside lines {first}-{last} that were audited)"
             exact = False
             line = end = None
-    if replacement is not None and (not exact or line is None):
-        suggestion = ((suggestion or "") + "\n\nProposed code:\n" + replacement).strip()
-        replacement = None
     code = code_in(lines, line, end) if line is not None else ""
-    category = str(raw.get("category") or "other")
-    finding = Finding(
-        file=path,
-        severity=raw.get("severity", "info"),
-        issue=issue,
-        line=line,
-        end_line=end,
-        side="RIGHT",
-        category=category,
-        suggestion=suggestion,
-        replacement=replacement,
-        confidence=raw.get("confidence"),
-        pass_=pass_,  # type: ignore[arg-type]
-        fingerprint=fingerprint(path, category, "RIGHT", code, issue),
-    )
-    return Anchored(finding), code
+    return Anchored(_build(raw, path, "RIGHT", line, end, exact, issue, code, pass_)), code
