@@ -391,7 +391,7 @@ def render_status(line: runner.RunLine) -> str:
         f"{q['failed']} failed, {q['canceled']} canceled, {q['rechunked']} re-chunked, {q['open']} open; "
         f"{q['retries']} retries",
         f"canary    " + (f"{r.canary} request(s), {'passed' if r.canary_passed else 'not passed yet'}"
-                           if r.canary else "skipped (--canary 0)"),
+                           if r.canary else "none (nothing to send)" if not q["planned"] else "skipped (--canary 0)"),
         f"cost      {_usd(line.cost_usd)} spent (estimated {_usd(r.estimate_usd)})"
         + ("" if line.findings is None else f"; {line.findings} finding(s)"),
     ]
