@@ -16,6 +16,11 @@ from typing import Any
 
 import anthropic
 
+try:  # the SDK's HTTP transport: httpx2 since anthropic 2.x, httpx before
+    import httpx2 as _transport
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx as _transport  # type: ignore[no-redef]
+
 from . import pricing, prompts, schemas
 from .config import Config
 from .errors import ServiceError, UsageError
@@ -84,6 +89,10 @@ def _text(message: anthropic.types.Message) -> str:
 
 
 # Errors no other call can avoid either: stop the whole review at once.
+# A response body (a results stream) broken after its headers arrived: the SDK
+# raises its transport's own error then, not an APIConnectionError.
+STREAM_ERRORS = (_transport.HTTPError, anthropic.APIConnectionError)
+
 FATAL = (
     anthropic.AuthenticationError,
     anthropic.PermissionDeniedError,

@@ -12,7 +12,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -20,21 +19,13 @@ from reviewer.cli import main
 from tests.emulators.anthropic import Drop, Fault, Slow, Truncated
 from tests.emulators.github import PullFile
 from tests.model_script import ScriptedModel, pass_of
-
-CASES: list[dict[str, str]] = []
+from tests.security_table import case
 
 REPO = "acme/shop"
 HEAD, BASE = "d" * 40, "e" * 40
 ANTHROPIC_SECRET = "sk-ant-api03-" + "Q" * 40
 GITHUB_SECRET = "ghp_" + "Z" * 36
 EXTRA_SECRET = "hunter2-correct-horse-battery"
-
-
-def case(area: str, attack: str, behaviour: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def register(fn: Callable[..., None]) -> Callable[..., None]:
-        CASES.append({"area": area, "attack": attack, "behaviour": behaviour, "test": fn.__name__})
-        return fn
-    return register
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -365,6 +356,6 @@ def test_zizmor_finds_nothing_in_the_workflows() -> None:
 
 
 def test_readme_security_table_is_current() -> None:
-    from tests.security_table import readme_table, render
+    from tests.security_table import cases, readme_table, render
 
-    assert readme_table() == render(CASES), "run: python -m tests.security_table --write"
+    assert readme_table() == render(cases()), "run: python -m tests.security_table --write"

@@ -26,6 +26,7 @@ from reviewer.config import Config
 from tests.audit_model import audit_model, batch_outcome
 from tests.conftest import git
 from tests.emulators.anthropic import Fault
+from tests.security_table import case
 
 ROOT = Path(__file__).resolve().parent.parent
 SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
@@ -156,6 +157,9 @@ def test_custom_ids_fit_the_api_pattern_with_room_for_retries(path: str) -> None
         assert cid == plan_mod.custom_id(path, start, key)
 
 
+@case('audit: prompt injection',
+      'the model reports a finding on another file than the one it audited',
+      'rejected with a note naming the path; a line outside the audited part becomes a file-level finding')
 def test_a_finding_outside_the_part_becomes_file_level_and_one_on_another_file_is_rejected() -> None:
     lines = {10: "x = a / b", 11: "return x"}
     inside, code = findings.anchor_in_range({"file": "m.py", "line": 10, "end_line": 14, "severity": "info",
@@ -203,6 +207,9 @@ def test_run_wait_audits_every_file_and_writes_sarif_json_and_markdown_that_vali
     assert params["output_config"]["format"]["type"] == "json_schema"
 
 
+@case('audit: model faults',
+      'batch results `errored`, `expired`, errored on every attempt, and an answer that breaks the schema',
+      'errored and expired requests go in a new batch under new custom_ids and their findings land; the always-failing one is failed after `--max-attempts`; the invalid answer is quarantined with the reason; all listed under "Not audited"')
 def test_errored_and_expired_requests_are_retried_in_a_new_batch_and_their_results_land(emu, tmp_path, capsys) -> None:
     repo = make_repo(tmp_path / "repo", {
         "a_flaky.py": "x = 1 / n  # FLAKY # BUG\n", "b_slow.py": "y = 2 / n  # SLOW # BUG\n",
@@ -228,6 +235,9 @@ def test_errored_and_expired_requests_are_retried_in_a_new_batch_and_their_resul
     assert "### Not audited" in md and "`d_invalid.py:1-1` quarantined" in md
 
 
+@case('audit: model faults',
+      'a batch request errored with "prompt is too long"',
+      're-chunked into smaller parts that are sent and land; nothing listed as not audited')
 def test_a_context_length_error_is_re_chunked_smaller_and_the_parts_land(emu, tmp_path, capsys) -> None:
     body = "".join(f"v{i} = {i}\n" for i in range(10)) + "\nx = 1 / n  # HUGE # BUG\n" + "".join(f"w{i} = {i}\n" for i in range(8))
     repo = make_repo(tmp_path / "repo", {"m.py": body, "copy_of_m.py": body})
@@ -292,6 +302,9 @@ def test_partial_fingerprints_are_stable_across_two_nights_when_lines_move(emu, 
 # ---------------------------------------------------------------------- gates
 
 
+@case('audit: model faults',
+      "the canary's answer breaks the schema (a broken prompt)",
+      'no batch is created; exit 1 with the reason; one request spent')
 def test_an_invalid_canary_answer_stops_the_run_before_any_batch_with_exit_1(emu, tmp_path, capsys) -> None:
     repo = make_repo(tmp_path / "repo", {"a.py": "x = 1  # INVALID\n", "b.py": BUGGY, "c.py": "y = 2\n"})
     code, out, err = audit(capsys, repo, "run", "--wait")
@@ -302,6 +315,9 @@ def test_an_invalid_canary_answer_stops_the_run_before_any_batch_with_exit_1(emu
     assert code == 0 and "failed" in out.splitlines()[1]
 
 
+@case('audit: model faults',
+      'the API rejects the request shape (400 on the output schema)',
+      "stopped at the canary, exit 1 with the API's message; no batch")
 def test_a_request_shape_the_api_rejects_stops_the_run_at_the_canary(emu, tmp_path, capsys) -> None:
     repo = make_repo(tmp_path / "repo", {"a.py": BUGGY, "b.py": "y = 2\n"})
     emu.enqueue_fault(Fault(400, "invalid_request_error",
@@ -311,6 +327,9 @@ def test_a_request_shape_the_api_rejects_stops_the_run_at_the_canary(emu, tmp_pa
     assert emu.batches == {}
 
 
+@case('audit: cost',
+      'an estimate above `--max-cost`',
+      'nothing is sent (no request reaches the API); exit 1 with the estimate')
 def test_max_cost_refuses_to_submit_with_exit_1_and_prints_the_estimate(emu, tmp_path, capsys) -> None:
     repo = make_repo(tmp_path / "repo", {f"m{i}.py": BUGGY * (i + 1) for i in range(5)})
     code, out, err = audit(capsys, repo, "run", "--wait", "--max-cost", "0.0001")
@@ -334,6 +353,9 @@ def test_the_api_key_is_needed_to_send_but_not_to_plan_list_or_show_status(no_an
 # ---------------------------------------------------------------------- waiting, cancel, resume
 
 
+@case('audit: faults',
+      "the job's `--timeout` ends while the batch is still processing",
+      'the batch is left in the state; the next run collects it without submitting anything again')
 def test_a_timeout_leaves_the_batch_for_the_next_invocation_which_finishes_it(emu, tmp_path, capsys) -> None:
     emu.batch_processing_seconds = 1.0
     repo = make_repo(tmp_path / "repo", {f"m{i}.py": BUGGY for i in range(2)} | {"n.py": "x = 1\n"})
@@ -386,7 +408,7 @@ def test_list_shows_runs_newest_first_filtered_by_status_with_counts_and_cost(em
     status = json.loads(out)
     assert status["id"] == 3 and status["batches"] == [] and status["findings"] == 2  # answered by the canary
     code, out, _ = audit(capsys, repo, "status", "--run", "2")
-    assert "run 2: completed" in out and "canary    3 request(s), passed" in out
+    assert "run 2: completed" in out and "canary    2 request(s), passed" in out  # all it had to send
 
 
 # ---------------------------------------------------------------------- webhook

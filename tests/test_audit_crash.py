@@ -29,6 +29,7 @@ import pytest
 from reviewer.cli import main
 from tests.audit_model import audit_model, batch_outcome
 from tests.emulators.anthropic import Drop
+from tests.security_table import case
 from tests.test_audit import make_repo
 
 BUGGY = "def mean(xs):\n    total = sum(xs)\n    return total / len(xs)  # BUG\n"
@@ -143,6 +144,9 @@ def assert_nothing_lost_or_sent_twice(emu: Any, child: Child, planned: list[str]
         assert doc["summary"]["requests"]["planned"] == 0 and doc["summary"]["carried_over"] == len(FILES)
 
 
+@case('audit: crashes',
+      '`audit run --wait` killed with SIGKILL as a batch create arrives, after the batch exists but before the client hears of it, and mid results stream; then started again',
+      "the lost batch is adopted from the API's list, never created twice; every custom_id submitted once (retries under their own ids); every finding in the report")
 def test_killed_at_each_step_of_submitting_and_collecting_then_restarted_sends_each_request_once(setup) -> None:
     emu, repo, child = setup
     planned = planned_ids(child)
@@ -170,6 +174,9 @@ def test_killed_at_each_step_of_submitting_and_collecting_then_restarted_sends_e
     assert sorted(len(b.requests) for b in emu.batches.values()) in ([2, 2, 2], [1, 1, 2, 2])
 
 
+@case('audit: crashes',
+      '`audit run --wait` killed with SIGKILL at each request it makes, in turn, then started again',
+      "every run finishes the same audit: each custom_id submitted once, every file's findings in the report, nothing left open")
 def test_killed_at_any_request_then_restarted_finishes_the_same_audit(setup, tmp_path: Path, monkeypatch) -> None:
     emu, repo, child = setup
     monkeypatch.setenv("REVIEWER_AUDIT_POLL_SECONDS", "0.02")

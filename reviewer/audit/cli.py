@@ -19,6 +19,7 @@ import click
 from .. import config as config_mod
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
 from ..redact import redact
+from ..publish import actions
 from . import Progress, plan as plan_mod, report as report_mod, runner, submit
 from .state import RUN_STATUSES
 
@@ -286,6 +287,10 @@ def _finish(outcome: runner.Outcome) -> int:
     click.echo(outcome.message)
     for path in outcome.written:
         click.echo(f"report   {path}")
+    if outcome.report is not None:
+        # In Actions the run page shows the Markdown report; the full one is the artifact.
+        md = next((str(p) for p in outcome.written if p.suffix == ".md"), None)
+        actions.write_step_summary(report_mod.render_markdown(outcome.report), md)
     if outcome.webhook_error:
         click.echo(f"reviewer: error: {outcome.webhook_error}", err=True)
         return EXIT_SERVICE

@@ -31,13 +31,14 @@ import anthropic
 
 from .. import findings as findings_mod
 from .. import pricing, prompts, schemas
-from ..client import FATAL, api_message, check_answer, usage_of
+from ..client import FATAL, STREAM_ERRORS, api_message, check_answer, usage_of
 from ..errors import ServiceError
 from ..models import Finding
 from . import Progress, plan
 from .state import OPEN_BATCH, Request, Run, Store, now, pack
 
 COMMIT_EVERY = 500
+STREAM_ATTEMPTS = 3
 MAX_NOTES_PER_REQUEST = 5
 _CONTEXT_LENGTH = re.compile(
     r"prompt is too long|context (window|length)|too many (input )?tokens|maximum context|exceeds? the "
@@ -170,10 +171,34 @@ def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -
     return handled
 
 
-def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: int, progress: Progress) -> int:
-    """Stream the results of an ended batch into the state; returns how many were new."""
+def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: int, progress: Progress,
+                  attempts: int = STREAM_ATTEMPTS) -> int:
+    """Stream the results of an ended batch into the state; returns how many were new.
+
+    A stream cut off mid-way keeps what it delivered (each result is its own
+    state transition) and is read again from the start, up to `attempts`
+    times: results already recorded are skipped.
+    """
     b = store.batch(batch_id)
-    run = store.run(run.id)
+    handled = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            handled += _read_results(store, store.run(run.id), sdk, b, progress)
+            break
+        except _StreamCut as cut:
+            if attempt == attempts:
+                raise ServiceError(f"the results of batch {b.api_id} were cut off {attempts} times: {cut}") from None
+            progress.log(f"the results of batch {b.api_id} were cut off ({cut}); kept what arrived, read again")
+    if handled:
+        progress.log(f"collected {handled} result(s) of batch {b.api_id}")
+    return handled
+
+
+class _StreamCut(Exception):
+    """The results stream broke after it started: what arrived is committed."""
+
+
+def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, progress: Progress) -> int:
     progress.start(f"collecting {b.api_id}", b.request_count)
     handled = foreign = 0
     try:
@@ -191,20 +216,24 @@ def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: in
     pending = 0
     try:
         store.db.execute("BEGIN IMMEDIATE")
-        for item in stream:
-            req = store.request_in_batch(b.id, item.custom_id)
-            if req is None:
-                foreign += 1
-                continue
-            if req.state == "submitted":
-                handle(store, run, req, item.result)
-                handled += 1
-                pending += 1
-            progress.advance()
-            if pending >= COMMIT_EVERY:
-                store.db.execute("COMMIT")
-                store.db.execute("BEGIN IMMEDIATE")
-                pending = 0
+        try:
+            for item in stream:
+                req = store.request_in_batch(b.id, item.custom_id)
+                if req is None:
+                    foreign += 1
+                    continue
+                if req.state == "submitted":
+                    handle(store, run, req, item.result)
+                    handled += 1
+                    pending += 1
+                progress.advance()
+                if pending >= COMMIT_EVERY:
+                    store.db.execute("COMMIT")
+                    store.db.execute("BEGIN IMMEDIATE")
+                    pending = 0
+        except (*STREAM_ERRORS, json.JSONDecodeError) as exc:
+            store.db.execute("COMMIT")
+            raise _StreamCut(str(exc) or type(exc).__name__) from exc
         missing = store.db.execute(
             "SELECT id FROM requests WHERE batch_id = ? AND state = 'submitted'", (b.id,)).fetchall()
         for (request_id,) in missing:
@@ -221,8 +250,6 @@ def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: in
     finally:
         stream.close()
         progress.stop()
-    if handled:
-        progress.log(f"collected {handled} result(s) of batch {b.api_id}")
     return handled
 
 
