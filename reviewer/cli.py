@@ -175,10 +175,9 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
     prior = github_pub.read_prior(gh, pr, cfg)
     changed = github_pub.changed_since(gh, pr, prior.last_sha)
     if changed is not None and src.read_head is not None:
-        # Each file at head is one API request: fetch only those the per-file
-        # pass will read again.
+        # Fetch only the files the per-file pass will read again.
         read_all = src.read_head
-        src.read_head = lambda path: read_all(path) if path in changed else None
+        src.read_head = lambda paths: read_all([p for p in paths if p in changed])
     parsed = _parse(src, cfg, tuple(Skipped(path, reason) for path, reason in no_patch))
     if dry_run:
         _emit_plan(engine.plan(parsed, cfg, engine.Prior(prior.open_findings), changed), fmt, output)

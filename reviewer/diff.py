@@ -8,7 +8,7 @@ context lines numbered in the old file, nothing outside a hunk.
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import unidiff
 from unidiff.constants import LINE_TYPE_NO_NEWLINE
@@ -16,7 +16,9 @@ from unidiff.constants import LINE_TYPE_NO_NEWLINE
 from .errors import UsageError
 from .models import Diff, FileDiff, Hunk, Skipped
 
-HeadReader = Callable[[str], "bytes | None"]
+# The files at head for a list of paths, in one go where the source can batch
+# them (one GraphQL query for a pull request); a path it cannot read maps to None.
+HeadReader = Callable[[Sequence[str]], Mapping[str, "bytes | None"]]
 
 
 def decode(data: bytes) -> str:
@@ -121,17 +123,20 @@ def parse(
     globs = tuple(ignore)
     files: list[FileDiff] = []
     skipped: list[Skipped] = []
+    candidates: list[tuple[Any, str, str | None]] = []
     for patched in patch:
         path = _strip_prefix(patched.target_file) or _strip_prefix(patched.source_file) or patched.path
-        old_path = _strip_prefix(patched.source_file)
         reason = _skip_reason(patched, path, globs)
         if reason:
             skipped.append(Skipped(path, reason))
-            continue
+        else:
+            candidates.append((patched, path, _strip_prefix(patched.source_file)))
+    heads = read_head([path for _, path, _ in candidates]) if read_head is not None and candidates else {}
+    for patched, path, old_path in candidates:
         head: str | None = None
         size = _patch_size(patched)
         if read_head is not None:
-            data = read_head(path)
+            data = heads.get(path)
             if data is not None:
                 size = len(data)
                 if max_file_bytes is None or size <= max_file_bytes:

@@ -62,7 +62,7 @@ def test_malformed_hunk_is_a_usage_error() -> None:
 
 def test_oversized_file_is_skipped_with_its_size() -> None:
     text = (DIFFS / "added_file.diff").read_text()
-    parsed = diff.parse(text, max_file_bytes=10, read_head=lambda path: b"x" * 50)
+    parsed = diff.parse(text, max_file_bytes=10, read_head=lambda paths: {p: b"x" * 50 for p in paths})
     assert parsed.skipped[0].path == "added.py"
     assert "over the size limit (50 bytes > 10)" == parsed.skipped[0].reason
 

@@ -310,3 +310,40 @@ def test_pr_dry_run_plans_without_model_calls(anthropic_emu, github_emu, capsys)
     assert code == 0, err
     assert "per-file 2" in out and "logo.png" in out
     assert anthropic_emu.requests == [] and github_emu.reviews(REPO, 7) == []
+
+
+def test_files_at_head_are_read_in_batched_graphql_queries_with_rest_only_for_truncated_text(
+        anthropic_emu, github_emu, capsys) -> None:
+    # 30 files: two GraphQL queries (25 + 5), not 30 REST requests against the token's hourly budget.
+    files = []
+    for i in range(30):
+        body = "".join(f"line_{i}_{j} = {j}\n" for j in range(40))
+        patch = f"@@ -1,0 +1,1 @@\n+line_{i}_0 = 0\n"
+        files.append(PullFile(f"pkg/m{i}.py", status="modified", patch=patch, content=body.encode()))
+    big = "".join(f"big_{j} = {j}\n" for j in range(400))  # over the emulator's text limit below: truncated
+    files.append(PullFile("pkg/big.py", status="modified", patch="@@ -1,0 +1,1 @@\n+big_0 = 0\n", content=big.encode()))
+    github_emu.add_pull(REPO, 7, HEAD1, BASE, files=files)
+    github_emu.blob_text_limit = 1000
+    code, _, err = review_pr(capsys)
+    assert code == 0, err
+    blob_queries = [r for r in github_emu.requests if r.path == "/graphql" and "object(expression" in r.body["query"]]
+    assert len(blob_queries) == 2
+    contents = [r.path for r in github_emu.requests if "/contents/" in r.path]
+    assert contents == [f"/repos/{REPO}/contents/pkg/big.py"]
+    prompts = {next(line for line in user_text(r.body).splitlines() if line.startswith("File: ")): user_text(r.body)
+               for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"}
+    # The per-file pass sees context beyond the hunk, from the file at head: all of it for the big file too.
+    assert "line_7_39 = 39" in prompts["File: pkg/m7.py"]
+    assert "big_399 = 399" in prompts["File: pkg/big.py"]
+
+
+def test_a_failing_graphql_read_falls_back_to_the_contents_api(anthropic_emu, github_emu, capsys) -> None:
+    add_pr(github_emu)
+    github_emu.enqueue_fault("POST", r"^/graphql$", 502, count=2)  # the threads query, then the files query
+    anthropic_emu.responder = model_v1()
+    code, _, err = review_pr(capsys)
+    assert code == 0, err
+    contents = sorted(r.path.rsplit("/", 1)[-1] for r in github_emu.requests if "/contents/" in r.path)
+    assert contents == ["app.py", "util.py"]
+    per_file = [user_text(r.body) for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
+    assert len(per_file) == 2 and len(our_reviews(github_emu)) == 1

@@ -56,6 +56,8 @@ field name, arguments come from ``variables`` or simple literals)::
         ``graphql_named_mutation`` form (``$input: ResolveReviewThreadInput!``);
         no contents:write -> HTTP 200 + FORBIDDEN; unknown id -> NOT_FOUND
     viewer { login }
+    repository(owner,name){ alias: object(expression: "REF:PATH") { ... on Blob { text isBinary isTruncated } } }
+        any number of aliases; text cut at ``gh.blob_text_limit`` bytes (isTruncated)
 
 Public API
 ----------
@@ -755,6 +757,7 @@ class GitHubEmulator:
         self.server_errors: list[str] = []
         self.write_rate_limit_per_minute = None
         self.write_rate_limit_retry_after = 60
+        self.blob_text_limit = 512 * 1024
 
     def start(self) -> "GitHubEmulator":
         """Start serving on 127.0.0.1 and a free port (idempotent)."""
@@ -2160,6 +2163,8 @@ class GitHubEmulator:
             return self._gql_resolve(req, query, variables, m.group(1), m.start(1))
         if re.search(r"\breviewThreads\b", query):
             return self._gql_review_threads(req, query, variables)
+        if re.search(r"\bobject\s*\(\s*expression\b", query):
+            return self._gql_objects(req, query, variables)
         if re.search(r"\bviewer\b", query):
             assert req.token is not None
             return _Resp(200, {"data": {"viewer": {"login": self._gql_login(req.token.login)}}})
@@ -2221,6 +2226,44 @@ class GitHubEmulator:
             return None, {"type": "EXCESSIVE_PAGINATION" if isinstance(value, int) and value > 100
                           else "ARGUMENT_LIMIT", "path": [fieldname], "message": msg}
         return value, None
+
+    def _gql_objects(self, req: _Req, query: str, variables: dict[str, Any]) -> _Resp:
+        """``repository(owner, name) { alias: object(expression: "REF:PATH") { ... on Blob {...} } }``.
+
+        A Blob answers ``text`` (null when binary: a NUL byte in its first
+        8,000 bytes, git's test), ``isBinary``, ``isTruncated`` (text cut at
+        ``blob_text_limit`` bytes: GitHub does not document its limit),
+        ``byteSize`` and ``oid``; a path that is not a file at the commit is
+        null, an unknown ref too.
+        """
+        repo_args = self._gql_args(query, "repository") or ""
+        _f, owner = self._gql_value(repo_args, "owner", variables)
+        _f, name = self._gql_value(repo_args, "name", variables)
+        full = f"{owner}/{name}"
+        r = self._repos.get(full) or next((x for x in self._repos.values() if x.full_name.lower() == full.lower()),
+                                          None)
+        if r is None:
+            return _Resp(200, {"data": {"repository": None}, "errors": [{
+                "type": "NOT_FOUND", "path": ["repository"],
+                "message": f"Could not resolve to a Repository with the name '{full}'."}]})
+        out: dict[str, Any] = {}
+        for m in re.finditer(r"(?:(\w+)\s*:\s*)?\bobject\s*\(([^)]*)\)", query):
+            alias = m.group(1) or "object"
+            _f, expression = self._gql_value(m.group(2), "expression", variables)
+            blob = None
+            if isinstance(expression, str) and ":" in expression:
+                ref, path = expression.split(":", 1)
+                sha = self._resolve_ref(r, ref)
+                blob = r.contents.get((sha, path)) if sha is not None else None
+            if blob is None:
+                out[alias] = None
+                continue
+            binary = b"\0" in blob[:8000]
+            truncated = not binary and len(blob) > self.blob_text_limit
+            text = None if binary else blob[: self.blob_text_limit].decode("utf-8", "replace")
+            out[alias] = {"__typename": "Blob", "text": text, "isBinary": binary, "isTruncated": truncated,
+                          "byteSize": len(blob), "oid": _blob_sha(blob)}
+        return _Resp(200, {"data": {"repository": out}})
 
     def _gql_review_threads(self, req: _Req, query: str, variables: dict[str, Any]) -> _Resp:
         tok = req.token
