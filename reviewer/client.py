@@ -19,7 +19,7 @@ import anthropic
 try:  # the SDK's HTTP transport: httpx2 since anthropic 2.x, httpx before
     import httpx2 as _transport
 except ImportError:  # pragma: no cover - older SDKs
-    import httpx as _transport  # type: ignore[no-redef]
+    import httpx as _transport  # type: ignore[no-redef,import-not-found]
 
 from . import pricing, prompts, schemas
 from .config import Config

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -236,6 +237,41 @@ def from_pull_request(gh: Any, repo_name: str, number: int) -> tuple[Source, Pul
     return Source(f"{repo_name}#{number}", "".join(chunks).encode("utf-8"), read_head=read_head), info, no_patch
 
 
+def transient_wait(exc: Exception) -> float | None:
+    """Seconds to wait before trying a GitHub request again, or None if its failure is final."""
+    import requests
+    from github import GithubException
+
+    pause = float(os.environ.get("REVIEWER_GITHUB_RETRY_WAIT", "2"))
+    if isinstance(exc, requests.exceptions.RequestException):
+        return pause
+    if isinstance(exc, GithubException):
+        if exc.status >= 500:
+            return pause
+        if exc.status in (403, 429):
+            retry_after = (exc.headers or {}).get("retry-after")
+            if retry_after is not None or "rate limit" in str(exc.data).lower():
+                return min(float(retry_after or 60), 120.0)
+    return None
+
+
+def graphql_read(gh: Any, query: str, variables: dict[str, Any], attempts: int = 3,
+                 sleep: Callable[[float], None] = time.sleep) -> Any:
+    """The answer to a GraphQL query, which only reads.
+
+    GraphQL goes over POST, which the client never retries (a retried write
+    could be stored twice); a query is safe to send again, so it is, here.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return gh.requester.graphql_query(query, variables)[1]
+        except Exception as exc:  # noqa: BLE001 - classified by transient_wait
+            wait = transient_wait(exc)
+            if wait is None or attempt == attempts:
+                raise
+            sleep(wait * attempt)
+
+
 # Files per GraphQL query: a query answers with every file's text at once, so
 # this bounds one response (at most 25 x max_file_bytes).
 _BLOBS_PER_QUERY = 25
@@ -254,6 +290,7 @@ def read_at_commit(gh: Any, repo: Any, sha: str, paths: Sequence[str]) -> dict[s
     (one request per file) is used only for what GraphQL cannot give: text
     it truncated, or every file when the query fails.
     """
+    import requests
     from github import GithubException
 
     out: dict[str, bytes | None] = {}
@@ -266,9 +303,9 @@ def read_at_commit(gh: Any, repo: Any, sha: str, paths: Sequence[str]) -> dict[s
         variables: dict[str, Any] = {"owner": owner, "name": name}
         variables |= {f"e{i}": f"{sha}:{path}" for i, path in enumerate(chunk)}
         try:
-            _, data = gh.requester.graphql_query(_BLOBS_QUERY % (params, fields), variables)
+            data = graphql_read(gh, _BLOBS_QUERY % (params, fields), variables)
             found = (data.get("data") or {}).get("repository") or {}
-        except GithubException:
+        except (GithubException, requests.exceptions.RequestException):
             found = {}
         for i, path in enumerate(chunk):
             blob = found.get(f"f{i}") if found else None

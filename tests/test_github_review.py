@@ -339,7 +339,8 @@ def test_files_at_head_are_read_in_batched_graphql_queries_with_rest_only_for_tr
 
 def test_a_failing_graphql_read_falls_back_to_the_contents_api(anthropic_emu, github_emu, capsys) -> None:
     add_pr(github_emu)
-    github_emu.enqueue_fault("POST", r"^/graphql$", 502, count=2)  # the threads query, then the files query
+    # GraphQL down: the threads query and the files query each fail three times.
+    github_emu.enqueue_fault("POST", r"^/graphql$", 502, count=6)
     anthropic_emu.responder = model_v1()
     code, _, err = review_pr(capsys)
     assert code == 0, err
@@ -347,3 +348,14 @@ def test_a_failing_graphql_read_falls_back_to_the_contents_api(anthropic_emu, gi
     assert contents == ["app.py", "util.py"]
     per_file = [user_text(r.body) for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
     assert len(per_file) == 2 and len(our_reviews(github_emu)) == 1
+    assert "could not read review threads" in github_emu.issue_comments(REPO, 7)[0]["body"]
+
+
+def test_a_graphql_query_that_fails_once_is_sent_again(anthropic_emu, github_emu, capsys) -> None:
+    add_pr(github_emu)
+    github_emu.enqueue_fault("POST", r"^/graphql$", 502, count=2)
+    anthropic_emu.responder = model_v1()
+    code, _, err = review_pr(capsys)
+    assert code == 0, err
+    assert not [r for r in github_emu.requests if "/contents/" in r.path]
+    assert "could not read review threads" not in github_emu.issue_comments(REPO, 7)[0]["body"]

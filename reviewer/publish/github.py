@@ -26,7 +26,7 @@ from ..config import Config
 from ..errors import ServiceError
 from ..models import SEVERITY_RANK, Diff, Finding, ReviewResult
 from ..redact import redact
-from ..source import PullRequest
+from ..source import PullRequest, graphql_read, transient_wait
 from . import counts, location, safe
 from .markdown import fence, finding_block
 
@@ -133,7 +133,7 @@ def _threads(gh: Any, pr: PullRequest) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     cursor = None
     for _ in range(50):
-        _, data = gh.requester.graphql_query(_THREADS, {"owner": owner, "name": name, "number": pr.number, "cursor": cursor})
+        data = graphql_read(gh, _THREADS, {"owner": owner, "name": name, "number": pr.number, "cursor": cursor})
         threads = data["data"]["repository"]["pullRequest"]["reviewThreads"]
         for node in threads["nodes"]:
             comments = node["comments"]["nodes"]
@@ -370,23 +370,6 @@ class Posting:
     notes: list[str] = field(default_factory=list)
 
 
-def _transient(exc: Exception) -> float | None:
-    """Seconds to wait before checking and retrying a write, or None if it is final."""
-    import requests
-    from github import GithubException
-
-    if isinstance(exc, (requests.exceptions.RequestException,)):
-        return 2.0
-    if isinstance(exc, GithubException):
-        if exc.status >= 500:
-            return 2.0
-        if exc.status in (403, 429):
-            retry_after = (exc.headers or {}).get("retry-after")
-            if retry_after is not None or "rate limit" in str(exc.data).lower():
-                return min(float(retry_after or 60), 120.0)
-    return None
-
-
 def _find_review(pull: Any, login: str, run_id: str) -> Any:
     for review in pull.get_reviews():
         if review.user and review.user.login == login and any(
@@ -408,7 +391,7 @@ def _create_review(pull: Any, commit: Any, body: str, comments: list[dict[str, A
         try:
             return pull.create_review(commit=commit, body=body, event="COMMENT", comments=comments)
         except Exception as exc:  # noqa: BLE001 - classified just below
-            wait = _transient(exc)
+            wait = transient_wait(exc)
             if wait is None:
                 raise
             last = exc
