@@ -2227,15 +2227,8 @@ class GitHubEmulator:
                           else "ARGUMENT_LIMIT", "path": [fieldname], "message": msg}
         return value, None
 
-    def _gql_objects(self, req: _Req, query: str, variables: dict[str, Any]) -> _Resp:
-        """``repository(owner, name) { alias: object(expression: "REF:PATH") { ... on Blob {...} } }``.
-
-        A Blob answers ``text`` (null when binary: a NUL byte in its first
-        8,000 bytes, git's test), ``isBinary``, ``isTruncated`` (text cut at
-        ``blob_text_limit`` bytes: GitHub does not document its limit),
-        ``byteSize`` and ``oid``; a path that is not a file at the commit is
-        null, an unknown ref too.
-        """
+    def _gql_repository(self, query: str, variables: dict[str, Any]) -> "_Repo | _Resp":
+        """The repository named by ``repository(owner, name)``, or the NOT_FOUND answer."""
         repo_args = self._gql_args(query, "repository") or ""
         _f, owner = self._gql_value(repo_args, "owner", variables)
         _f, name = self._gql_value(repo_args, "name", variables)
@@ -2246,6 +2239,20 @@ class GitHubEmulator:
             return _Resp(200, {"data": {"repository": None}, "errors": [{
                 "type": "NOT_FOUND", "path": ["repository"],
                 "message": f"Could not resolve to a Repository with the name '{full}'."}]})
+        return r
+
+    def _gql_objects(self, req: _Req, query: str, variables: dict[str, Any]) -> _Resp:
+        """``repository(owner, name) { alias: object(expression: "REF:PATH") { ... on Blob {...} } }``.
+
+        A Blob answers ``text`` (null when binary: a NUL byte in its first
+        8,000 bytes, git's test), ``isBinary``, ``isTruncated`` (text cut at
+        ``blob_text_limit`` bytes: GitHub does not document its limit),
+        ``byteSize`` and ``oid``; a path that is not a file at the commit is
+        null, an unknown ref too.
+        """
+        r = self._gql_repository(query, variables)
+        if isinstance(r, _Resp):
+            return r
         out: dict[str, Any] = {}
         for m in re.finditer(r"(?:(\w+)\s*:\s*)?\bobject\s*\(([^)]*)\)", query):
             alias = m.group(1) or "object"
@@ -2268,9 +2275,6 @@ class GitHubEmulator:
     def _gql_review_threads(self, req: _Req, query: str, variables: dict[str, Any]) -> _Resp:
         tok = req.token
         assert tok is not None
-        repo_args = self._gql_args(query, "repository") or ""
-        _f, owner = self._gql_value(repo_args, "owner", variables)
-        _f, name = self._gql_value(repo_args, "name", variables)
         pr_args = self._gql_args(query, "pullRequest") or ""
         _f, number = self._gql_value(pr_args, "number", variables)
         threads_first, err = self._gql_first(query, "reviewThreads", variables)
@@ -2283,13 +2287,9 @@ class GitHubEmulator:
             comments_first = cf or 100
         if errors:
             return _Resp(200, {"errors": errors})
-        full = f"{owner}/{name}"
-        r = self._repos.get(full) or next((x for x in self._repos.values() if x.full_name.lower() == full.lower()),
-                                          None)
-        if r is None:
-            return _Resp(200, {"data": {"repository": None}, "errors": [{
-                "type": "NOT_FOUND", "path": ["repository"],
-                "message": f"Could not resolve to a Repository with the name '{full}'."}]})
+        r = self._gql_repository(query, variables)
+        if isinstance(r, _Resp):
+            return r
         pull = r.pulls.get(number) if isinstance(number, int) else None
         if pull is None:
             return _Resp(200, {"data": {"repository": {"pullRequest": None}}, "errors": [{
