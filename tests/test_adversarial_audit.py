@@ -96,7 +96,7 @@ def test_a_finding_flood_in_the_audit_is_capped_and_summarised(emu, tmp_path: Pa
       "429 and 529 storms with `retry-after` on the canary, on batch creation and on polling",
       "retried by the SDK honouring `retry-after`; the audit completes with every finding and each custom_id "
       "submitted once")
-def test_rate_limit_and_overload_storms_are_retried(emu, tmp_path: Path, capsys) -> None:
+def test_audit_survives_rate_limit_and_overload_storms(emu, tmp_path: Path, capsys) -> None:
     storms = {"POST /v1/messages": [Fault(429, retry_after=0.01)] * 2 + [Fault(529, retry_after=0.01)],
               "GET /v1/messages/batches/": [Fault(529, retry_after=0.01)] * 2}
     seen: dict[str, int] = {}
