@@ -499,6 +499,17 @@ def test_the_state_records_its_schema_version_and_refuses_a_newer_one(tmp_path, 
     assert code == 2 and "written by a newer reviewer" in capsys.readouterr().err
 
 
+def test_a_state_file_that_is_not_a_database_is_a_one_line_usage_error(tmp_path, capsys) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.py": BUGGY})
+    path = tmp_path / "audit.db"
+    path.write_bytes(b"not sqlite at all\n" * 100)
+    for command in (["status"], ["list"], ["plan"], ["run", "--wait"]):
+        code, _, err = audit(capsys, repo, *command, "--state", str(path))
+        assert code == 2 and err.startswith(f"reviewer: error: {path}: not a reviewer audit state"), (command, err)
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert path.read_bytes().startswith(b"not sqlite")  # left as it was for a person to look at
+
+
 def test_two_audits_cannot_drive_one_state_at_once(tmp_path) -> None:
     path = tmp_path / "audit.db"
     with Store(path, lock=True):

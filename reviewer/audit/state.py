@@ -295,12 +295,16 @@ class Store:
             if lock:
                 self._take_lock()
             self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        if not readonly:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            # FULL: an intent row must be on disk before the create call it announces.
-            self.db.execute("PRAGMA synchronous = FULL")
-        self._migrate(readonly)
+        try:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                # FULL: an intent row must be on disk before the create call it announces.
+                self.db.execute("PRAGMA synchronous = FULL")
+            self._migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise UsageError(f"{path}: not a reviewer audit state ({exc}); move it aside or pass another --state") from None
 
     def _take_lock(self) -> None:
         try:
