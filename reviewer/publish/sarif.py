@@ -15,7 +15,6 @@ from ..models import Finding
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "warning": "warning", "info": "note"}
-INFO_URI = "https://github.com/reviewer/reviewer"
 
 
 def _rule(category: str) -> dict[str, object]:
@@ -54,7 +53,7 @@ def document(findings: Iterable[Finding], *, automation_id: str | None = None) -
     findings = list(findings)
     categories = sorted({f.category for f in findings})
     run: dict[str, object] = {
-        "tool": {"driver": {"name": "reviewer", "version": __version__, "informationUri": INFO_URI,
+        "tool": {"driver": {"name": "reviewer", "version": __version__,
                             "rules": [_rule(c) for c in categories]}},
         "results": [_result(f) for f in findings],
         "columnKind": "unicodeCodePoints",
