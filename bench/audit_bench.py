@@ -5,7 +5,12 @@
    plan` does (walk, read, skip checks, chunking, hashing, custom_ids,
    estimate). Prints wall time and the process's peak RSS.
    Target: under 5 s and 150 MB on 2 cores.
-2. collect: the Anthropic emulator (its own process) holds an ended batch of
+2. submit: `reviewer audit run` (no canary, no wait) sends that plan to the
+   Anthropic emulator (its own process) in batches of at most
+   `--max-batch-bytes` (the default, 32 MiB, then the API's limit for
+   comparison); prints the submitting process's peak RSS.
+   Target: under 400 MB at the default.
+3. collect: the Anthropic emulator (its own process) holds an ended batch of
    N results; a fresh process streams them with the real collector (SDK
    `batches.results()`, schema check, anchoring, one state row per result)
    and prints its peak RSS, for N = 10,000 and 100,000.
@@ -67,6 +72,23 @@ def child_plan(repo: str) -> None:
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": base, "files": len(p.files),
                       "chunks": len(p.chunks), "requests": len(p.requests), "cost": p.estimate.cost_usd}))
+
+
+def child_run(repo: str, state: str, max_bytes: str) -> None:
+    import contextlib
+    import io
+
+    from reviewer.cli import main as cli
+
+    base = peak_mb()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = cli(["audit", "run", "--repo-dir", repo, "--state", state, "--canary", "0",
+                    "--max-batch-bytes", max_bytes])
+    seconds = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"audit run exited {code}: {out.getvalue()}")
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": base}))
 
 
 def child_emulator() -> None:
@@ -177,6 +199,13 @@ def main() -> None:
         try:
             base_url = emulator.stdout.readline().strip()  # type: ignore[union-attr]
             env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "bench-key"}
+            # The default batch size, then the API's limit for comparison.
+            for max_bytes in (32 * 1024 * 1024, 262_144_000):
+                r = run_child("_run", str(repo), str(Path(tmp) / f"submit-{max_bytes}.db"), str(max_bytes), env=env)
+                verdict = (f"  [target < 400 MB: {'ok' if r['peak_mb'] < 400 else 'MISSED'}]"
+                           if max_bytes == 32 * 1024 * 1024 else "  (for comparison)")
+                print(f"submit   the plan above, batches of <= {max_bytes / 2**20:.0f} MiB: {r['seconds']:.1f} s, peak RSS "
+                      f"{r['peak_mb']:.0f} MB (interpreter and imports {r['baseline_mb']:.0f} MB){verdict}")
             peaks = []
             for n in args.results:
                 state = str(Path(tmp) / f"state-{n}.db")
@@ -198,7 +227,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
         command, rest = sys.argv[1], sys.argv[2:]
-        {"_plan": lambda: child_plan(*rest), "_emulator": child_emulator,
+        {"_plan": lambda: child_plan(*rest), "_emulator": child_emulator, "_run": lambda: child_run(*rest),
          "_submit": lambda: child_submit(rest[0], int(rest[1])),
          "_collect": lambda: child_collect(rest[0], int(rest[1]), int(rest[2]))}[command]()
     else:

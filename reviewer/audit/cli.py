@@ -124,7 +124,8 @@ def _waiting(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-batch-requests", type=click.IntRange(1, plan_mod.MAX_BATCH_REQUESTS),
                      default=plan_mod.MAX_BATCH_REQUESTS, show_default=True, help="Requests per batch."),
         click.option("--max-batch-bytes", type=click.IntRange(1024, plan_mod.MAX_BATCH_BYTES),
-                     default=plan_mod.MAX_BATCH_BYTES, show_default=True, help="JSON bytes per batch."),
+                     default=plan_mod.DEFAULT_BATCH_BYTES, show_default=True,
+                     help="JSON bytes per batch (the API allows 256 MB; a batch is held in memory to send it)."),
     ]):
         fn = decorator(fn)
     return fn
@@ -156,7 +157,7 @@ def _settings(repo_dir: Path, state_path: Path | None, config_path: str | None =
             raise UsageError("--webhook-url needs the signing secret in REVIEWER_WEBHOOK_SECRET")
     limits = submit.Limits(
         max_requests=kw.pop("max_batch_requests", plan_mod.MAX_BATCH_REQUESTS),
-        max_bytes=kw.pop("max_batch_bytes", plan_mod.MAX_BATCH_BYTES),
+        max_bytes=kw.pop("max_batch_bytes", plan_mod.DEFAULT_BATCH_BYTES),
         settle_seconds=kw.pop("settle_seconds", 15.0),
     )
     timeout = kw.pop("timeout", None)

@@ -47,6 +47,12 @@ LINE_OVERHEAD = 10
 MAX_BATCH_REQUESTS = 100_000
 # The API's limit is 256 MB per batch; JSON spacing of the SDK may differ from ours.
 MAX_BATCH_BYTES = 250 * 1024 * 1024
+# What a batch holds by default: a batch is built, serialised and sent in
+# memory (about twice its size at the peak), and every request repeats the
+# system prompt, so 32 MiB keeps `audit run` near 250 MB of memory for any
+# repository. Batches run in parallel at the same price: more of them cost
+# nothing (bench/audit_bench.py measures both sizes).
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 RETRY_ROOM = 3  # "-r9"
 OWN_DIR = ".reviewer"
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -311,7 +317,7 @@ def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
 def build(repo_dir: Path, config: Config, *, model: str | None = None, known: Iterable[str] = (),
           include: Sequence[str] = (), exclude: Sequence[str] = (), chunk_tokens: int | None = None,
           canary: int = 3, max_batch_requests: int = MAX_BATCH_REQUESTS,
-          progress: Progress | None = None) -> Plan:
+          max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress: Progress | None = None) -> Plan:
     """Walk `repo_dir` and plan the audit; reads files, sends nothing.
 
     `known` are content keys that already have a valid answer (from the state).
@@ -346,7 +352,8 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
             chunks.extend(chunks_of(path, data, context, budget))
         progress.advance()
     progress.stop()
-    return _plan(repo_dir, config, context, files, skipped, chunks, known, canary, max_batch_requests)
+    return _plan(repo_dir, config, context, files, skipped, chunks, known, canary, max_batch_requests,
+                 max_batch_bytes)
 
 
 def _skip_reason(repo_dir: Path, mode: str, path: str, include: Sequence[str], excludes: Sequence[str]) -> str | None:
@@ -362,7 +369,8 @@ def _skip_reason(repo_dir: Path, mode: str, path: str, include: Sequence[str], e
 
 
 def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], skipped: list[Skipped],
-          chunks: list[Chunk], known: set[str], canary: int, max_batch_requests: int) -> Plan:
+          chunks: list[Chunk], known: set[str], canary: int, max_batch_requests: int,
+          max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> Plan:
     by_key: dict[str, list[Chunk]] = {}
     carried = 0
     for c in chunks:
@@ -381,7 +389,8 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
         tree.update(f"{c.path}\0{c.start}\0{c.key}\n".encode("utf-8", "surrogateescape"))
     for s in skipped:
         tree.update(f"{s.path}\0{s.reason}\n".encode("utf-8", "surrogateescape"))
-    estimate = estimate_cost(context, config, [r.chunk.tokens for r in requests], canary, max_batch_requests)
+    estimate = estimate_cost(context, config, [r.chunk.tokens for r in requests], canary, max_batch_requests,
+                             max_batch_bytes)
     notes = []
     if estimate.cost_usd is None:
         notes.append(pricing.unknown_price_note(context.model))
@@ -391,7 +400,8 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
 
 
 def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], canary: int,
-                  max_batch_requests: int = MAX_BATCH_REQUESTS) -> Estimate:
+                  max_batch_requests: int = MAX_BATCH_REQUESTS,
+                  max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> Estimate:
     """Tokens and USD: the canary at the standard price, the rest at the batch price.
 
     The shared prefix (system prompt, guidelines, output schema) is cached when
@@ -402,7 +412,9 @@ def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], 
     cached = fixed >= config.cache_min_tokens
     n_canary = min(canary, len(user_tokens))
     rest = len(user_tokens) - n_canary
-    batches = math.ceil(rest / max_batch_requests) if rest else 0
+    # About four bytes of JSON per token, the shared prefix repeated in every request.
+    batch_bytes = 4 * (sum(user_tokens[n_canary:]) + fixed * rest)
+    batches = max(math.ceil(rest / max_batch_requests), math.ceil(batch_bytes / max_batch_bytes)) if rest else 0
 
     def usage(tokens: Sequence[int], writes: int) -> Usage:
         if not tokens:

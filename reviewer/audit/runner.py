@@ -74,7 +74,7 @@ def plan(s: Settings, progress: Progress | None = None) -> tuple[plan_mod.Plan, 
             store.close()
     p = plan_mod.build(s.repo_dir, s.config, model=s.model, known=known, include=s.include, exclude=s.exclude,
                        chunk_tokens=s.chunk_tokens, canary=s.canary, max_batch_requests=s.limits.max_requests,
-                       progress=progress)
+                       max_batch_bytes=s.limits.max_bytes, progress=progress)
     return p, active
 
 
@@ -108,7 +108,8 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
             return finished
     p = plan_mod.build(s.repo_dir, s.config, model=s.model, known=store.result_keys(), include=s.include,
                        exclude=s.exclude, chunk_tokens=s.chunk_tokens, canary=s.canary,
-                       max_batch_requests=s.limits.max_requests, progress=progress)
+                       max_batch_requests=s.limits.max_requests, max_batch_bytes=s.limits.max_bytes,
+                       progress=progress)
     if finished is not None and finished.run is not None and finished.run.tree_key == p.tree_key:
         return finished
     refusal = over_budget(p.estimate, s.max_cost)

@@ -55,7 +55,7 @@ _REFUSED = frozenset({400, 401, 402, 403, 404, 413, 422})
 @dataclass(frozen=True)
 class Limits:
     max_requests: int = plan.MAX_BATCH_REQUESTS
-    max_bytes: int = plan.MAX_BATCH_BYTES
+    max_bytes: int = plan.DEFAULT_BATCH_BYTES
     settle_seconds: float = 15.0
     """How long after an intent a batch it created must be visible in `batches.list()`."""
 
