@@ -222,6 +222,11 @@ def from_pull_request(gh: Any, repo_name: str, number: int) -> tuple[Source, Pul
     )
     chunks: list[str] = []
     no_patch: list[tuple[str, str]] = []
+    unlisted = (pr.changed_files or 0) - len(files)
+    if unlisted > 0:
+        # pulls/{n}/files stops at 3,000 files: say so rather than review part of the PR as if it were all.
+        no_patch.append((f"({unlisted:,} more files)",
+                         f"GitHub lists at most {len(files):,} files of a pull request; these were not reviewed"))
     for f in files:
         if f.status == "removed":
             no_patch.append((f.filename, "deleted"))
