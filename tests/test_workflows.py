@@ -72,24 +72,36 @@ def test_review_workflow_skips_drafts_and_forks_and_cancels_stale_runs() -> None
     assert sorted(doc["on"]["pull_request"]["types"]) == ["opened", "ready_for_review", "reopened", "synchronize"]
 
 
-def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
-    """Run the action's review script with a stand-in `reviewer` that records its argv."""
+def _run_action_script(tmp_path: Path, **inputs: str) -> tuple[int, list[str], str]:
+    """Run the action's script with a stand-in `reviewer` that records its argv."""
     import os
     import subprocess
 
-    action = _load(ROOT / "action.yml")
-    step = next(s for s in action["runs"]["steps"] if s.get("id") == "review")
+    step = next(s for s in _load(ROOT / "action.yml")["runs"]["steps"] if s.get("id") == "review")
     fake = tmp_path / "bin" / "reviewer"
-    fake.parent.mkdir()
+    fake.parent.mkdir(exist_ok=True)
     fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
     fake.chmod(0o755)
-    env = {
-        "PATH": f"{fake.parent}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path), "ARGS_FILE": str(tmp_path / "args"),
-        "REVIEWER_MODEL": "claude-opus-5-5", "REVIEWER_FAIL_ON": "critical", "REVIEWER_CONFIG": "ci/review.toml",
-    }
-    subprocess.run(["bash", "-e", "-c", step["run"]], env=env, check=True)
-    args = (tmp_path / "args").read_text().splitlines()
-    assert args == ["review", "--post", "--format", "markdown", "--output", f"{tmp_path}/reviewer-report.md",
-                    "--fail-on", "critical", "--model", "claude-opus-5-5", "--config", "ci/review.toml"]
+    args_file = tmp_path / "args"
+    args_file.unlink(missing_ok=True)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path), "ARGS_FILE": str(args_file),
+           "REVIEWER_COMMAND": "review", "REVIEWER_MODEL": "", "REVIEWER_FAIL_ON": "never", "REVIEWER_CONFIG": "",
+           "REVIEWER_MAX_COST": "", "REVIEWER_TIMEOUT": "2700"} | inputs
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True)
+    return done.returncode, args_file.read_text().splitlines() if args_file.exists() else [], done.stdout
+
+
+def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
+    code, args, _ = _run_action_script(tmp_path, REVIEWER_MODEL="claude-opus-5-5", REVIEWER_FAIL_ON="critical",
+                                       REVIEWER_CONFIG="ci/review.toml")
+    assert code == 0 and args == ["review", "--post", "--format", "markdown", "--output", f"{tmp_path}/reviewer-report.md",
+                                  "--fail-on", "critical", "--model", "claude-opus-5-5", "--config", "ci/review.toml"]
+    code, args, _ = _run_action_script(tmp_path, REVIEWER_COMMAND="audit", REVIEWER_MAX_COST="20",
+                                       REVIEWER_TIMEOUT="600")
+    assert code == 0 and args == ["audit", "run", "--wait", "--timeout", "600", "--max-cost", "20"]
+    code, args, out = _run_action_script(tmp_path, REVIEWER_COMMAND="deploy")
+    assert code == 2 and args == [] and out.startswith("::error title=reviewer::the command input must be")
+    action = _load(ROOT / "action.yml")
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "review")
     assert step["env"]["ANTHROPIC_API_KEY"] == "${{ inputs.anthropic-api-key }}"
     assert set(action["outputs"]) == {"findings", "critical", "report"}

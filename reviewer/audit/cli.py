@@ -292,6 +292,11 @@ def _finish(outcome: runner.Outcome) -> int:
         # In Actions the run page shows the Markdown report; the full one is the artifact.
         md = next((str(p) for p in outcome.written if p.suffix == ".md"), None)
         actions.write_step_summary(report_mod.render_markdown(outcome.report), md)
+        actions.write_outputs({
+            "findings": len(outcome.report.findings),
+            "critical": sum(1 for f in outcome.report.findings if f.severity == "critical"),
+            "report": md or "",
+        })
     if outcome.webhook_error:
         click.echo(f"reviewer: error: {outcome.webhook_error}", err=True)
         return EXIT_SERVICE
