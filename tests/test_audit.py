@@ -178,13 +178,20 @@ def test_a_finding_outside_the_part_becomes_file_level_and_one_on_another_file_i
 # ---------------------------------------------------------------------- run and reports
 
 
-def test_run_wait_audits_every_file_and_writes_sarif_json_and_markdown_that_validate(emu, tmp_path, capsys) -> None:
+def test_run_wait_audits_every_file_and_writes_sarif_json_and_markdown_that_validate(emu, tmp_path, capsys,
+                                                                                     monkeypatch) -> None:
     repo = make_repo(tmp_path / "repo", {
         "a.py": BUGGY, "b.py": "def f(x):\n    return 1 / x  # CRIT\n", "c.py": "ok = True\n",
         "d.py": "v = 1  # OTHER\n",
     })
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     code, out, err = audit(capsys, repo, "run", "--wait", "--timeout", "30")
     assert code == 0, err
+    # In Actions: the step's outputs and the report on the run page.
+    md_path = repo / ".reviewer" / "audit" / "audit.md"
+    assert (tmp_path / "output").read_text().splitlines() == ["findings=2", "critical=1", f"report={md_path}"]
+    assert (tmp_path / "summary.md").read_text() == md_path.read_text()
     assert "run 1 completed: 2 finding(s) (1 critical, 1 warning, 0 info) in 4 file(s)" in out
     sarif = report(repo, "audit.sarif")
     jsonschema.validate(sarif, SARIF_SCHEMA)
