@@ -163,6 +163,8 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
                          from_event: bool, fmt: str, output: Path | None, dry_run: bool) -> int:
     if from_event:
         repo_name, number = source_mod.pull_request_from_event(repository=repo_name)
+    if repo_name and repo_name.count("/") != 1:
+        raise UsageError(f"--repo must be OWNER/NAME, not '{repo_name}'")
     repo_name = repo_name or os.environ.get("GITHUB_REPOSITORY")
     if not repo_name or "/" not in repo_name:
         raise UsageError("--pr needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
@@ -203,7 +205,7 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["finding", "review", "config"]))
+@click.argument("name", type=click.Choice(["finding", "review", "config", "audit-report"]))
 def schema(name: str) -> int:
     """Print one of reviewer's JSON Schemas."""
     import json

@@ -302,6 +302,8 @@ def test_readonly_token_cannot_post_and_says_so(anthropic_emu, github_emu, capsy
 def test_unknown_pull_request_is_a_usage_error(github_emu, capsys) -> None:
     code, _, err = run(capsys, "review", "--pr", "99", "--repo", REPO)
     assert code == 2 and "not found" in err
+    code, _, err = run(capsys, "review", "--pr", "7", "--repo", "acme")
+    assert code == 2 and err == "reviewer: error: --repo must be OWNER/NAME, not 'acme'\n"
 
 
 def test_pr_dry_run_plans_without_model_calls(anthropic_emu, github_emu, capsys) -> None:

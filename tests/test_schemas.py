@@ -73,12 +73,14 @@ def test_installed_distribution_ships_the_schemas_and_prompts() -> None:
         return
     assert "reviewer/schemas/finding.schema.json" in files
     assert "reviewer/schemas/review.schema.json" in files
+    assert "reviewer/schemas/audit-report.schema.json" in files
     assert "reviewer/prompts/system.txt" in files
+    assert "reviewer/prompts/audit.txt" in files
 
 
 def test_schema_files_are_valid_json_schema() -> None:
     import jsonschema
 
-    for name in ("finding", "review", "config"):
+    for name in ("finding", "review", "config", "audit-report"):
         jsonschema.Draft202012Validator.check_schema(schemas.load(name))
         json.dumps(schemas.load(name))

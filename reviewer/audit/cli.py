@@ -248,6 +248,8 @@ def status_command(repo_dir: Path, state_path: Path | None, run_id: int | None, 
     """Show a run: request states, batches, cost so far. Reads the state only; needs no key."""
     path = state_path or repo_dir / ".reviewer" / "audit.db"
     line = runner.status(path, run_id)
+    if line is None and run_id is not None:
+        raise UsageError(f"{path}: no audit run {run_id} (no state yet)")
     if line is None:
         click.echo(f"no audit run recorded in {path}")
         return EXIT_OK
