@@ -6,16 +6,56 @@ GITHUB_API_URL for PyGithub. Nothing here patches reviewer's own code.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.emulators.anthropic import AnthropicEmulator
 
 API_KEY = "test-key"
+
+
+def _local(address: Any) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a unix socket path
+    try:
+        return ipaddress.ip_address(address[0]).is_loopback
+    except ValueError:
+        return address[0] == "localhost"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_loopback() -> Iterator[None]:
+    """Tests talk to the emulators on 127.0.0.1 and nothing else: any other connection fails the test.
+
+    The SDKs' default endpoints are also pointed at a port nobody listens on,
+    so a test that forgets its emulator fails fast instead of reaching out.
+    """
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guard(address: Any) -> None:
+        if not _local(address):
+            raise ConnectionRefusedError(f"tests may only connect to 127.0.0.1, not {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        guard(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        guard(address)
+        return real_connect_ex(self, address)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(socket.socket, "connect_ex", connect_ex)
+        mp.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        mp.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -105,3 +105,4 @@ def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
     step = next(s for s in action["runs"]["steps"] if s.get("id") == "review")
     assert step["env"]["ANTHROPIC_API_KEY"] == "${{ inputs.anthropic-api-key }}"
     assert set(action["outputs"]) == {"findings", "critical", "report"}
+
