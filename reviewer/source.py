@@ -40,22 +40,25 @@ def from_path(path: str) -> Source:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _git(repo_dir: Path, *args: str) -> bytes:
+def git(repo_dir: Path, *args: str) -> bytes:
+    """The output of `git -C repo_dir ARGS`; a UsageError naming the folder when git fails."""
     try:
         done = subprocess.run(
             ["git", "-C", str(repo_dir), *args], capture_output=True, check=False
         )
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run git: {exc.strerror or exc}") from None
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"git {args[0]} failed: {message[0] if message else 'exit ' + str(done.returncode)}")
+        raise UsageError(f"{repo_dir}: git {args[0]} failed: {message[0] if message else 'exit ' + str(done.returncode)}")
     return done.stdout
 
 
 def _commit(repo_dir: Path, ref: str) -> str:
     try:
-        return _git(repo_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
+        return git(repo_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
     except UsageError:
         raise UsageError(f"'{ref}' is not a commit in {repo_dir}") from None
 
@@ -99,12 +102,12 @@ def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
     """The changes of `head` since it forked from `base` (`git diff BASE...HEAD`)."""
     if not repo_dir.is_dir():
         raise UsageError(f"{repo_dir}: no such directory")
-    _git(repo_dir, "rev-parse", "--git-dir")
+    git(repo_dir, "rev-parse", "--git-dir")
     head_sha = _commit(repo_dir, head)
     _commit(repo_dir, base)
     # Fixed prefixes, no colour, no external diff driver and rename detection, so
     # the user's git config cannot change what we parse.
-    data = _git(
+    data = git(
         repo_dir, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
         "--src-prefix=a/", "--dst-prefix=b/", f"{base}...{head}",
     )

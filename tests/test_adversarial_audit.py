@@ -151,3 +151,27 @@ def test_a_cut_results_stream_and_an_outage_lose_nothing(emu, tmp_path: Path, ca
     assert all(n == 1 for n in emu.custom_id_submissions.values())
     doc = report(repo)
     assert doc["summary"]["findings"]["total"] == 5 and not doc["problems"]
+
+
+@case("audit: bad input",
+      "a tracked file whose name is not UTF-8 (`caf\\xe9.py` in Latin-1), a 3 MB file, a state path holding `%2F`",
+      "the odd name and the big file are skipped with their reasons (the big one is never read); the rest is "
+      "audited; status reads the state at its literal path")
+def test_odd_file_names_big_files_and_odd_state_paths(emu, tmp_path: Path, capsys) -> None:
+    import os
+
+    repo = make_repo(tmp_path / "repo", {"a.py": BUGGY, "big.py": "x = 1\n" * 500_000})
+    with open(os.path.join(os.fsencode(repo), b"caf\xe9.py"), "wb") as fh:
+        fh.write(b"y = 1 / 0  # CRIT\n")
+    from tests.conftest import git
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "odd name")
+    state = tmp_path / "ws%2Fbranch" / "audit.db"
+    code, out, err = audit(capsys, repo, "run", "--wait", "--timeout", "30", "--canary", "0", "--state", str(state))
+    assert code == 0, err
+    skipped = {s["file"]: s["reason"] for s in report(repo)["files_skipped"]}
+    assert skipped["caf\ufffd.py"].startswith("its name is not valid UTF-8")
+    assert skipped["big.py"] == "over the size limit (3,000,000 bytes > 500,000)"
+    assert [f["file"] for f in report(repo)["findings"]] == ["a.py"]
+    code, out, err = audit(capsys, repo, "status", "--state", str(state))
+    assert code == 0 and "run 1: completed" in out, err

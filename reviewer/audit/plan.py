@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -38,6 +37,7 @@ from ..config import Config
 from ..diff import matching_glob
 from ..errors import UsageError
 from ..models import Skipped, Usage
+from ..source import git
 from . import Progress
 
 # Output is unknown before the answers come back; a typical answer with a few findings.
@@ -190,20 +190,9 @@ def params(context_model: str, system: Sequence[dict], max_tokens: int, schema: 
 # ---------------------------------------------------------------------- walk
 
 
-def _git(repo_dir: Path, *args: str) -> bytes:
-    try:
-        done = subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, check=False)
-    except OSError as exc:
-        raise UsageError(f"cannot run git: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"{repo_dir}: git {' '.join(args)} failed: {message[-1] if message else done.returncode}")
-    return done.stdout
-
-
 def tracked_files(repo_dir: Path) -> list[tuple[str, str]]:
     """(mode, path) of every tracked file, sorted by path."""
-    out = _git(repo_dir, "ls-files", "-z", "--stage")
+    out = git(repo_dir, "ls-files", "-z", "--stage")
     seen: dict[str, str] = {}
     for entry in out.split(b"\0"):
         if not entry:
@@ -216,7 +205,7 @@ def tracked_files(repo_dir: Path) -> list[tuple[str, str]]:
 
 def head_commit(repo_dir: Path) -> str | None:
     try:
-        return _git(repo_dir, "rev-parse", "--verify", "-q", "HEAD").decode().strip() or None
+        return git(repo_dir, "rev-parse", "--verify", "-q", "HEAD").decode().strip() or None
     except UsageError:
         return None
 
@@ -338,15 +327,20 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
         data = b""
         if reason is None:
             try:
-                data = (repo_dir / path).read_bytes()
+                # The size first: a tracked 1 GB file is never read into memory.
+                size = (repo_dir / path).stat().st_size
+                if size > config.max_file_bytes:
+                    reason = f"over the size limit ({size:,} bytes > {config.max_file_bytes:,})"
+                else:
+                    data = (repo_dir / path).read_bytes()
             except FileNotFoundError:
                 reason = "missing from the working tree"
             except OSError as exc:
                 reason = f"unreadable: {exc.strerror or exc}"
             else:
-                reason = _content_reason(data, config.max_file_bytes)
+                reason = reason or _content_reason(data, config.max_file_bytes)
         if reason is not None:
-            skipped.append(Skipped(path, reason))
+            skipped.append(Skipped(_printable(path), reason))
         else:
             files.append(path)
             chunks.extend(chunks_of(path, data, context, budget))
@@ -356,7 +350,14 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
                  max_batch_bytes)
 
 
+def _printable(path: str) -> str:
+    """`path` as text: bytes that are not UTF-8 (kept by surrogateescape) shown as U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _skip_reason(repo_dir: Path, mode: str, path: str, include: Sequence[str], excludes: Sequence[str]) -> str | None:
+    if _printable(path) != path:
+        return "its name is not valid UTF-8 (it cannot be named in a request or a report)"
     if path.startswith(OWN_DIR + "/"):
         return f"reviewer's own state and reports ({OWN_DIR}/)"
     if mode == "160000":

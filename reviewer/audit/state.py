@@ -174,6 +174,13 @@ def m001_initial(db: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m002_requests_by_key(db: sqlite3.Connection) -> None:
+    # The report finds each part's request by its content key: without this,
+    # one scan of the run's requests per part not audited.
+    db.execute("CREATE INDEX requests_key ON requests (run_id, key)")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -281,11 +288,7 @@ class Store:
     def __init__(self, path: Path, *, lock: bool = False, readonly: bool = False) -> None:
         self.path = path
         self._lock_fd: int | None = None
-        if readonly:
-            if not path.exists():
-                raise FileNotFoundError(path)
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        else:
+        if not readonly:
             try:
                 from .plan import private_dir
 
@@ -294,7 +297,17 @@ class Store:
                 raise UsageError(f"{path}: cannot create the state folder: {exc.strerror or exc}") from None
             if lock:
                 self._take_lock()
-            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        elif not path.exists():
+            raise FileNotFoundError(path)
+        try:
+            if readonly:
+                # A URI, so a path holding %, # or ? (CI workspaces do) is read as itself.
+                self.db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+            else:
+                self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            self.close()
+            raise UsageError(f"{path}: cannot open the state: {exc}") from None
         try:
             self.db.execute("PRAGMA busy_timeout = 30000")
             if not readonly:
@@ -349,7 +362,8 @@ class Store:
 
     def close(self) -> None:
         try:
-            self.db.close()
+            if getattr(self, "db", None) is not None:
+                self.db.close()
         finally:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
