@@ -175,3 +175,44 @@ def test_odd_file_names_big_files_and_odd_state_paths(emu, tmp_path: Path, capsy
     assert [f["file"] for f in report(repo)["findings"]] == ["a.py"]
     code, out, err = audit(capsys, repo, "status", "--state", str(state))
     assert code == 0 and "run 1: completed" in out, err
+
+
+def test_results_read_again_after_a_cut_are_not_taken_for_someone_elses(emu, tmp_path: Path, capsys) -> None:
+    # Every request errors once, so those read before the cut are already queued again under new ids
+    # when the stream is read a second time.
+    repo = make_repo(tmp_path / "repo", {f"f{i}.py": f"x{i} = 1 / n  # FLAKY # BUG\n" for i in range(3)})
+    cuts = {"left": 1}
+
+    def cut_last(batch_id: str, index: int) -> None:
+        if index == 2 and cuts["left"]:
+            cuts["left"] -= 1
+            raise ConnectionAbortedError("emulated: results stream cut")
+
+    emu.on_results_line = cut_last
+    code, _, err = audit(capsys, repo, "run", "--wait", "--timeout", "30", "--canary", "0")
+    assert code == 0 and cuts["left"] == 0, err
+    doc = report(repo)
+    assert not [n for n in doc["notes"] if "did not send" in n], doc["notes"]
+    assert doc["summary"]["findings"]["total"] == 3 and doc["summary"]["requests"]["retries"] == 3
+    assert all(n == 1 for n in emu.custom_id_submissions.values())
+
+
+@case("audit: model faults",
+      "the batch create call loses its answer after the API stored the batch (connection dropped)",
+      "the API's list is checked a settle time after the failure; the stored batch is adopted, not created again; "
+      "each custom_id submitted once")
+def test_a_create_whose_answer_is_lost_is_adopted_not_sent_again(emu, tmp_path: Path, capsys) -> None:
+    drops = {"left": 1}
+
+    def lose_the_answer(batch: Any) -> None:
+        if drops["left"]:
+            drops["left"] -= 1
+            raise ConnectionAbortedError("emulated: the create answer is lost")
+
+    emu.on_batch_created = lose_the_answer
+    repo = make_repo(tmp_path / "repo", {"a.py": BUGGY, "b.py": "def f(x):\n    return 1 / x  # CRIT\n"})
+    code, out, err = audit(capsys, repo, "run", "--wait", "--timeout", "30", "--canary", "0")
+    assert code == 0, err
+    assert drops["left"] == 0 and "adopted batch" in err
+    assert len(emu.batches) == 1 and all(n == 1 for n in emu.custom_id_submissions.values())
+    assert report(repo)["summary"]["findings"]["total"] == 2

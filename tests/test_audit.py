@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -559,3 +560,20 @@ def test_a_run_interrupted_before_its_canary_passed_resumes_with_the_canary_and_
     assert emu.batches == {}
     code, out, _ = audit(capsys, repo, "list", "--format", "json")
     assert [(r["id"], r["status"]) for r in json.loads(out)] == [(1, "failed")]
+
+
+def test_a_part_re_chunked_after_a_cancel_is_canceled_and_the_run_ends(emu, tmp_path, capsys) -> None:
+    emu.batch_processing_seconds = 0.3
+    body = "".join(f"v{i} = {i}\n" for i in range(10)) + "x = 1 / n  # HUGE # BUG\n"
+    repo = make_repo(tmp_path / "repo", {"m.py": body})
+    code, out, err = audit(capsys, repo, "run", "--canary", "0")
+    assert code == 0 and "not waiting" in out, err
+    time.sleep(0.5)  # the batch ends (uncollected) before the cancel reaches it
+    code, out, err = audit(capsys, repo, "cancel")
+    assert code == 0, err
+    # Collecting finds "prompt is too long": the part is cut in two, and the halves are never sent.
+    code, out, err = audit(capsys, repo, "collect", "--wait", "--timeout", "10")
+    assert code == 0 and "run 1 canceled" in out, (out, err)
+    doc = report(repo)
+    assert doc["summary"]["requests"]["rechunked"] == 1 and doc["summary"]["requests"]["open"] == 0
+    assert len(batch_bodies(emu)) == 1

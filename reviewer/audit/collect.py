@@ -220,7 +220,9 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
             for item in stream:
                 req = store.request_in_batch(b.id, item.custom_id)
                 if req is None:
-                    foreign += 1
+                    # Ours if it was submitted in this batch and has since been sent
+                    # again under a new id (a stream read a second time).
+                    foreign += not store.submitted_in(b.id, run.id, item.custom_id)
                     continue
                 if req.state == "submitted":
                     handle(store, run, req, item.result)

@@ -11,7 +11,7 @@ or the timeout. Each step is resumable: whatever kills the process, the next
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,8 +110,9 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
                        exclude=s.exclude, chunk_tokens=s.chunk_tokens, canary=s.canary,
                        max_batch_requests=s.limits.max_requests, max_batch_bytes=s.limits.max_bytes,
                        progress=progress)
-    if finished is not None and finished.run is not None and finished.run.tree_key == p.tree_key:
-        return finished
+    if (finished is not None and finished.run is not None and finished.run.status == "completed"
+            and finished.run.tree_key == p.tree_key):
+        return finished  # the run just finished audited this very tree
     refusal = over_budget(p.estimate, s.max_cost)
     if refusal:
         refused = _record(store, p, s, status="refused", reason=refusal)
@@ -187,12 +188,18 @@ def _drive(store: Store, run: Run, s: Settings, progress: Progress, estimate: pl
 def _step(store: Store, run: Run, sdk: Any, s: Settings, progress: Progress) -> int:
     moved = 0
     if run.status == "canceling":
+        # Parts re-chunked after the cancel came in as planned: they are never sent.
+        with store.transaction():
+            submit.cancel_planned(store, run)
         submit.reconcile(store, run, sdk, s.limits, progress)
     else:
         moved += submit.submit(store, run, sdk, s.limits, progress)
     moved += collect.poll(store, run, sdk, progress)
     run = store.run(run.id)
-    if run.status != "canceling" and store.requests(run.id, ("planned",), limit=1, with_text=False):
+    if run.status == "canceling":
+        with store.transaction():
+            submit.cancel_planned(store, run)
+    elif store.requests(run.id, ("planned",), limit=1, with_text=False):
         moved += submit.submit(store, run, sdk, s.limits, progress)  # retries and re-chunked parts
     return moved
 
@@ -209,8 +216,7 @@ def _pending(store: Store, run: Run, why: str) -> Outcome:
 def _finish(store: Store, run: Run, s: Settings, progress: Progress) -> Outcome:
     report = report_mod.build(store, run)
     run = collect.finish(store, run, report.summary())
-    report = report_mod.build(store, run)
-    return _publish(report, s, progress)
+    return _publish(replace(report, run=run), s, progress)
 
 
 def _publish(report: report_mod.AuditReport, s: Settings, progress: Progress) -> Outcome:

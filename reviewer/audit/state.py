@@ -503,6 +503,11 @@ class Store:
             (batch_id, custom_id)).fetchone()
         return _request(row) if row else None
 
+    def submitted_in(self, batch_id: int, run_id: int, custom_id: str) -> bool:
+        """Whether `custom_id` was submitted in `batch_id` (whatever became of its request since)."""
+        return self.db.execute("SELECT 1 FROM submissions WHERE run_id = ? AND custom_id = ? AND batch_id = ?",
+                               (run_id, custom_id, batch_id)).fetchone() is not None
+
     def state_counts(self, run_id: int) -> dict[str, int]:
         return {s: n for s, n in self.db.execute(
             "SELECT state, COUNT(*) FROM requests WHERE run_id = ? GROUP BY state", (run_id,))}

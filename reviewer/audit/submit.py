@@ -150,9 +150,13 @@ def submit(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
             submitted += len(items)
             progress.log(f"submitted batch {created.id}: {len(items)} request(s), {size:,} bytes")
             continue
-        # No answer: the batch may or may not exist. Only the listing can tell.
+        # No answer: the batch may or may not exist. Only the listing can tell,
+        # and only once the API has had time to show it: wait from the failure,
+        # not from the intent (a timed-out create is long past that).
         unsure += 1
-        progress.log(f"creating a batch failed ({failure}); checking the API before trying again")
+        progress.log(f"creating a batch failed ({failure}); checking the API in {limits.settle_seconds:g}s "
+                     "before trying again")
+        sleep(limits.settle_seconds)
         reconcile(store, run, sdk, limits, progress, sleep)
         if unsure >= 3:
             raise ServiceError(f"cannot create a batch: {failure}")
@@ -270,10 +274,9 @@ def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch) -> Any:
 def cancel(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
            sleep: Callable[[float], None] = time.sleep) -> int:
     """Cancel `run`: unsent requests now, open batches through the API. Returns batches asked to cancel."""
-    with store.transaction() as db:
+    with store.transaction():
         store.set_run(run.id, status="canceling")
-        db.execute("UPDATE requests SET state = 'canceled', reason = 'audit canceled', updated_at = ? "
-                   "WHERE run_id = ? AND state = 'planned'", (now(), run.id))
+        cancel_planned(store, run)
     reconcile(store, store.run(run.id), sdk, limits, progress, sleep)
     asked = 0
     for b in store.batches(run.id, ("in_progress",)):
@@ -290,6 +293,12 @@ def cancel(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
         asked += 1
         progress.log(f"asked the API to cancel batch {b.api_id}")
     return asked
+
+
+def cancel_planned(store: Store, run: Run) -> None:
+    """Requests of a canceled run that were never sent end canceled (in the caller's transaction)."""
+    store.db.execute("UPDATE requests SET state = 'canceled', reason = 'audit canceled', updated_at = ? "
+                     "WHERE run_id = ? AND state = 'planned'", (now(), run.id))
 
 
 def _iso(value: Any) -> str | None:
