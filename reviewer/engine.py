@@ -81,7 +81,7 @@ def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None
 def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None) -> Plan:
     """What `review` would send and roughly what it would cost; makes no request."""
     s = _setup(diff, config, prior, only)
-    schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.findings_answer_schema())))
+    schema_tokens = pricing.estimate_tokens(json.dumps(schemas.findings_model_schema()))
     agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
     p = s.prefix.tokens
     calls: list[PlannedCall] = []

@@ -84,8 +84,9 @@ def model_finding_schema() -> dict[str, Any]:
     return finding
 
 
+@functools.lru_cache(maxsize=None)
 def findings_answer_schema() -> dict[str, Any]:
-    """Answer of the per-file and cross-file passes: `{"findings": [finding, ...]}`."""
+    """Answer of the per-file and cross-file passes: `{"findings": [finding, ...]}` (do not mutate it)."""
     return {
         "type": "object",
         "additionalProperties": False,
@@ -94,8 +95,9 @@ def findings_answer_schema() -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=None)
 def aggregate_answer_schema() -> dict[str, Any]:
-    """Answer of the aggregate pass: groups of duplicate findings with a verdict each."""
+    """Answer of the aggregate pass: groups of duplicate findings with a verdict each (do not mutate it)."""
     props = load("finding")["properties"]
     return {
         "type": "object",
@@ -131,3 +133,9 @@ def aggregate_answer_schema() -> dict[str, Any]:
 def for_model(schema: dict[str, Any]) -> dict[str, Any]:
     """The subset of `schema` that structured output accepts (bounds move into descriptions)."""
     return anthropic.transform_schema(copy.deepcopy(schema))
+
+
+@functools.lru_cache(maxsize=None)
+def findings_model_schema() -> dict[str, Any]:
+    """`for_model(findings_answer_schema())`, built once: every audit request carries it (do not mutate it)."""
+    return for_model(findings_answer_schema())

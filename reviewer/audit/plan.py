@@ -49,7 +49,7 @@ MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 250 * 1024 * 1024
 # What a batch holds by default: a batch is built, serialised and sent in
 # memory (about twice its size at the peak), and every request repeats the
-# system prompt, so 32 MiB keeps `audit run` near 250 MB of memory for any
+# system prompt, so 32 MiB keeps `audit run` under 250 MB of memory for any
 # repository. Batches run in parallel at the same price: more of them cost
 # nothing (bench/audit_bench.py measures both sizes).
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
@@ -134,7 +134,7 @@ class Context:
     def build(cls, config: Config, model: str | None = None) -> Context:
         model = model or config.model_for("audit")
         prefix = Prefix.build(config.guidelines)
-        schema = schemas.for_model(schemas.findings_answer_schema())
+        schema = schemas.findings_model_schema()
         version = prompts.version()
         digest = hashlib.sha256(json.dumps(
             [version, model, list(prefix.blocks), schema, config.max_output_tokens], sort_keys=True

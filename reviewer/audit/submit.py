@@ -66,8 +66,7 @@ def client(config: Config) -> anthropic.Anthropic:
 
 def request_params(run: Run, req: Request) -> dict[str, Any]:
     user = plan.user_message(req.path, req.start_line, req.end_line, req.total_lines, req.text)
-    schema = schemas.for_model(schemas.findings_answer_schema())
-    return plan.params(run.model, run.system, run.max_tokens, schema, user)
+    return plan.params(run.model, run.system, run.max_tokens, schemas.findings_model_schema(), user)
 
 
 # ---------------------------------------------------------------------- canary
@@ -164,32 +163,32 @@ def submit(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
 
 def _next_batch(store: Store, run: Run, max_requests: int, max_bytes: int
                 ) -> tuple[list[dict[str, Any]], list[int], int] | None:
-    while True:
-        pending = store.requests(run.id, ("planned",), limit=max_requests)
-        if not pending:
-            return None
-        items: list[dict[str, Any]] = []
-        ids: list[int] = []
-        size = ENVELOPE
-        too_big: list[tuple[Request, int]] = []
-        for req in pending:
-            item = {"custom_id": req.custom_id, "params": request_params(run, req)}
-            n = len(json.dumps(item).encode("utf-8")) + 2
-            if n + ENVELOPE > max_bytes:
-                too_big.append((req, n))
-                continue
-            if items and size + n > max_bytes:
-                break
-            items.append(item)
-            ids.append(req.id)
-            size += n
-        if too_big:
-            with store.transaction():
-                for req, n in too_big:
-                    store.set_request(req.id, state="failed",
-                                      reason=f"request of {n:,} bytes is over the batch limit of {max_bytes:,}")
-        if items:
-            return items, ids, size
+    """The next batch of planned requests, up to `max_requests` and `max_bytes` of JSON.
+
+    Requests are read lazily in id order, so each batch reads about its own
+    rows, not every planned one. A request too big for any batch fails here.
+    """
+    items: list[dict[str, Any]] = []
+    ids: list[int] = []
+    size = ENVELOPE
+    too_big: list[tuple[Request, int]] = []
+    for req in store.iter_requests(run.id, ("planned",)):
+        item = {"custom_id": req.custom_id, "params": request_params(run, req)}
+        n = len(json.dumps(item).encode("utf-8")) + 2
+        if n + ENVELOPE > max_bytes:
+            too_big.append((req, n))
+            continue
+        if items and (size + n > max_bytes or len(items) >= max_requests):
+            break
+        items.append(item)
+        ids.append(req.id)
+        size += n
+    if too_big:
+        with store.transaction():
+            for req, n in too_big:
+                store.set_request(req.id, state="failed",
+                                  reason=f"request of {n:,} bytes is over the batch limit of {max_bytes:,}")
+    return (items, ids, size) if items else None
 
 
 def _intent(store: Store, run: Run, ids: list[int], custom_ids: list[str], size: int) -> int:
