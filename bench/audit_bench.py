@@ -125,7 +125,7 @@ def _setup_state(state: Path, n: int) -> tuple[int, int]:
                   "canary_passed": 1, "max_attempts": 3, "max_findings": 25, "files": n, "skipped": 0,
                   "chunks": n, "carried": 0, "deduplicated": 0}
         text = pack("x = 1")
-        run_id = store.insert_run(fields, [], ((f"mod.py", i + 1, i + 1, f"k{i}") for i in range(n)), (
+        run_id = store.insert_run(fields, [], (("mod.py", i + 1, i + 1, f"k{i}") for i in range(n)), (
             {"base_id": f"r{i}", "custom_id": f"r{i}", "key": f"k{i}", "path": "mod.py", "start_line": 1,
              "end_line": 1, "total_lines": 1, "tokens": 10, "state": "submitted", "text": text} for i in range(n)))
         with store.transaction() as db:

@@ -100,9 +100,9 @@ FATAL = (
 )
 
 
-def _fatal_message(exc: anthropic.APIStatusError) -> str:
-    detail = exc.body.get("error", {}).get("message") if isinstance(exc.body, dict) else None
-    return f"Anthropic API refused the request ({exc.status_code}): {detail or exc.message}"
+def refused(exc: anthropic.APIStatusError, what: str = "the request") -> ServiceError:
+    """The error for a refusal no retry can mend (credentials, permission, a missing resource)."""
+    return ServiceError(f"Anthropic API refused {what} ({exc.status_code}): {api_message(exc)}")
 
 
 @dataclass
@@ -138,7 +138,7 @@ class ModelClient:
             try:
                 message = await self._sdk.messages.create(model=model, **params)
             except FATAL as exc:
-                raise ServiceError(_fatal_message(exc)) from exc
+                raise refused(exc) from exc
             except anthropic.APIStatusError as exc:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
                 raise CallFailed(f"API error {exc.status_code}: {api_message(exc)}") from exc

@@ -90,3 +90,8 @@ def estimate_tokens(text: str) -> int:
     each response's usage.
     """
     return math.ceil(len(text) / 4) if text else 0
+
+
+def usd(value: float | None, approx: bool = False) -> str:
+    """A cost as people read it: `$0.1234`, `~$0.1234` for an estimate, `unknown` without a price."""
+    return "unknown" if value is None else f"{'~' if approx else ''}${value:.4f}"

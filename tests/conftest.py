@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.emulators.anthropic import AnthropicEmulator
+from tests.emulators.github import GitHubEmulator
 
 API_KEY = "test-key"
 
@@ -118,9 +119,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def github_server() -> Iterator["GitHubEmulator"]:
-    from tests.emulators.github import GitHubEmulator
-
+def github_server() -> Iterator[GitHubEmulator]:
     gh = GitHubEmulator()
     gh.start()
     yield gh

@@ -9,8 +9,6 @@ what the test asserts, nothing more.
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import pytest
 from reviewer.cli import main
 from tests.emulators.anthropic import Drop, Fault, Slow, Truncated
 from tests.emulators.github import PullFile
-from tests.model_script import ScriptedModel, pass_of
+from tests.model_script import ScriptedModel
 from tests.security_table import case
 
 REPO = "acme/shop"

@@ -18,8 +18,9 @@ import click
 
 from .. import config as config_mod
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
-from ..redact import redact
+from ..pricing import usd
 from ..publish import actions
+from ..redact import redact
 from . import Progress, plan as plan_mod, report as report_mod, runner, submit
 from .state import RUN_STATUSES
 
@@ -281,7 +282,7 @@ def _finish(outcome: runner.Outcome) -> int:
     if outcome.status == "refused":
         est = outcome.estimate
         if est is not None:
-            click.echo(f"estimate: {est.requests} request(s), {_tokens(est)}; {_usd(est.cost_usd)}")
+            click.echo(f"estimate: {est.requests} request(s), {_tokens(est)}; {usd(est.cost_usd)}")
         click.echo(f"reviewer: refused: {outcome.message}", err=True)
         return EXIT_FINDINGS
     if outcome.status == "canary_failed":
@@ -308,8 +309,6 @@ def _finish(outcome: runner.Outcome) -> int:
 # ---------------------------------------------------------------------- rendering
 
 
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
 
 
 def _tokens(est: plan_mod.Estimate) -> str:
@@ -329,7 +328,7 @@ def render_plan_text(p: plan_mod.Plan, active: Any = None) -> str:
         f"requests  {len(p.requests)} to send ({est.canary} canary, {est.requests - est.canary} in "
         f"{est.batches} batch(es)); {p.carried} part(s) carried over, {p.deduplicated} duplicate(s) fanned out",
         f"tokens    {_tokens(est)} (estimated)",
-        f"cost      ~{_usd(est.cost_usd)} (batch price -50%, canary at the standard price, "
+        f"cost      ~{usd(est.cost_usd)} (batch price -50%, canary at the standard price, "
         f"prefix {'cached' if est.prefix_cached else 'too short to cache'})",
     ]
     out += [f"note      {n}" for n in p.notes]
@@ -388,7 +387,7 @@ def render_list(lines: list[runner.RunLine]) -> str:
         findings = "-" if x.findings is None else str(x.findings)
         out.append(f"{r.id:>4}  {r.created_at[:19].replace('T', ' '):<19}  {r.status:<9}  {r.files:>6}  "
                    f"{q['planned']:>8}  {q['succeeded']:>6}  {q['quarantined']:>8}  {q['failed']:>6}  "
-                   f"{q['canceled']:>8}  {q['open']:>5}  {findings:>8}  {_usd(x.cost_usd):>10}")
+                   f"{q['canceled']:>8}  {q['open']:>5}  {findings:>8}  {usd(x.cost_usd):>10}")
     return "\n".join(out)
 
 
@@ -403,9 +402,9 @@ def render_status(line: runner.RunLine) -> str:
         f"requests  {q['planned']} planned: {q['succeeded']} succeeded, {q['quarantined']} quarantined, "
         f"{q['failed']} failed, {q['canceled']} canceled, {q['rechunked']} re-chunked, {q['open']} open; "
         f"{q['retries']} retries",
-        f"canary    " + (f"{r.canary} request(s), {'passed' if r.canary_passed else 'not passed yet'}"
+        "canary    " + (f"{r.canary} request(s), {'passed' if r.canary_passed else 'not passed yet'}"
                            if r.canary else "none (nothing to send)" if not q["planned"] else "skipped (--canary 0)"),
-        f"cost      {_usd(line.cost_usd)} spent (estimated {_usd(r.estimate_usd)})"
+        f"cost      {usd(line.cost_usd)} spent (estimated {usd(r.estimate_usd)})"
         + ("" if line.findings is None else f"; {line.findings} finding(s)"),
     ]
     for b in line.batches:

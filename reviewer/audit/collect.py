@@ -31,7 +31,7 @@ import anthropic
 
 from .. import findings as findings_mod
 from .. import pricing, prompts, schemas
-from ..client import FATAL, STREAM_ERRORS, api_message, check_answer, usage_of
+from ..client import FATAL, STREAM_ERRORS, check_answer, refused, usage_of
 from ..errors import ServiceError
 from ..models import Finding
 from . import Progress, plan
@@ -158,7 +158,7 @@ def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -
             _lost(store, run, b.id, f"batch {b.api_id} is no longer known to the API")
             continue
         except FATAL as exc:
-            raise ServiceError(f"Anthropic API refused to read batch {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+            raise refused(exc, f"to read batch {b.api_id}") from exc
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ServiceError(f"cannot read batch {b.api_id}: {exc}") from exc
         counts = live.request_counts.model_dump() if live.request_counts else None
@@ -209,7 +209,7 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
         return 0
     except FATAL as exc:
         progress.stop()
-        raise ServiceError(f"Anthropic API refused the results of {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+        raise refused(exc, f"the results of {b.api_id}") from exc
     except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.AnthropicError) as exc:
         progress.stop()
         raise ServiceError(f"cannot read the results of batch {b.api_id}: {exc}") from exc

@@ -30,9 +30,10 @@ from .. import __version__
 from .. import findings as findings_mod
 from ..errors import UsageError
 from ..models import SEVERITIES, Finding, Skipped, Usage
+from ..pricing import usd
 from ..publish import counts, location, safe, sarif
-from ..redact import redact
 from ..publish.markdown import finding_block
+from ..redact import redact
 from .plan import private_dir
 from .state import Run, Store
 
@@ -156,8 +157,7 @@ def render_json(report: AuditReport) -> str:
 
 
 def render_sarif(report: AuditReport) -> str:
-    doc = sarif.document(report.findings, automation_id=f"{SARIF_CATEGORY}/{report.run.id}")
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return sarif.render(report.findings, automation_id=f"{SARIF_CATEGORY}/{report.run.id}")
 
 
 def render_markdown(report: AuditReport) -> str:
@@ -165,8 +165,7 @@ def render_markdown(report: AuditReport) -> str:
     req = s["requests"]
     c = s["findings"]
     run = report.run
-    cost = "unknown" if report.cost_usd is None else f"${report.cost_usd:.4f}"
-    estimate = "unknown" if run.estimate_usd is None else f"${run.estimate_usd:.4f}"
+    cost, estimate = usd(report.cost_usd), usd(run.estimate_usd)
     commit = f" · commit `{run.commit_sha[:12]}`" if run.commit_sha else ""
     out = [
         "## reviewer nightly audit",
@@ -271,7 +270,7 @@ def deliver(url: str, secret: str, report: AuditReport, *, attempts: int = 4, ba
     for attempt in range(1, attempts + 1):
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+            with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - scheme checked
                 return attempt
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from ..client import require_credentials
 from ..config import Config
 from ..errors import UsageError
+from ..pricing import usd
 from . import Progress, collect, plan as plan_mod, report as report_mod, submit
 from .state import RUN_STATUSES, Batch, Run, Store, now, open_readonly, pack
 
@@ -122,7 +123,7 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
     new = _record(store, p, s)
     progress.log(f"run {new.id}: {len(p.files)} file(s), {len(p.chunks)} part(s), {len(p.requests)} request(s) "
                  f"to send, {p.carried} carried over, {p.deduplicated} duplicate(s); estimated "
-                 f"{_usd(p.estimate.cost_usd)}")
+                 f"{usd(p.estimate.cost_usd)}")
     return _drive(store, new, s, progress, estimate=p.estimate)
 
 
@@ -235,7 +236,7 @@ def _publish(report: report_mod.AuditReport, s: Settings, progress: Progress) ->
     c = summary["findings"]
     message = (f"run {report.run.id} {report.run.status}: {c['total']} finding(s) ({c['critical']} critical, "
                f"{c['warning']} warning, {c['info']} info) in {summary['files_audited']} file(s); "
-               f"{len(report.problems)} part(s) not audited; cost {_usd(report.cost_usd)}")
+               f"{len(report.problems)} part(s) not audited; cost {usd(report.cost_usd)}")
     return Outcome(status, message, report.run, report, written, webhook_error=webhook_error)
 
 
@@ -322,6 +323,4 @@ def status(state_path: Path, run_id: int | None = None) -> RunLine | None:
         return _line(store, r, detail=True) if r else None
 
 
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
 

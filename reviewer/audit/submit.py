@@ -36,7 +36,7 @@ from typing import Any, Callable
 import anthropic
 
 from .. import schemas
-from ..client import FATAL, api_message
+from ..client import FATAL, api_message, refused
 from ..config import Config
 from ..errors import ServiceError
 from . import Progress, plan
@@ -86,7 +86,7 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress)
         try:
             message = sdk.messages.create(**request_params(run, req))
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
-            raise ServiceError(f"Anthropic API refused the canary request ({exc.status_code}): {api_message(exc)}") from exc
+            raise refused(exc, "the canary request") from exc
         except anthropic.APIStatusError as exc:
             if 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429):
                 reason = f"canary: the API rejected request {where} ({exc.status_code}): {api_message(exc)}"
@@ -264,7 +264,7 @@ def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch) -> Any:
             if c.processing + c.succeeded + c.errored + c.canceled + c.expired == intent.request_count:
                 best = listed  # the oldest match is the one closest after the intent
     except FATAL as exc:
-        raise ServiceError(f"Anthropic API refused to list batches ({exc.status_code}): {api_message(exc)}") from exc
+        raise refused(exc, "to list batches") from exc
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         raise ServiceError(f"cannot list batches to reconcile the state: {exc}") from exc
     return best
@@ -282,7 +282,7 @@ def cancel(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
         try:
             live = sdk.messages.batches.cancel(b.api_id or "")
         except FATAL as exc:
-            raise ServiceError(f"Anthropic API refused to cancel {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
+            raise refused(exc, f"to cancel {b.api_id}") from exc
         except anthropic.APIStatusError as exc:
             raise ServiceError(f"cannot cancel batch {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
         except anthropic.APIConnectionError as exc:

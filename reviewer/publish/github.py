@@ -25,6 +25,7 @@ from .. import schemas
 from ..config import Config
 from ..errors import ServiceError
 from ..models import SEVERITY_RANK, Diff, Finding, ReviewResult
+from ..pricing import usd
 from ..redact import redact
 from ..source import PullRequest, graphql_read, transient_wait
 from . import counts, location, safe
@@ -482,7 +483,7 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
     open_now = list(outcome.new) + [p.finding for p in outcome.still_open]
     c = counts(open_now)
     u = result.usage
-    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    cost = usd(result.cost_usd)
     lines = [
         "## reviewer summary",
         "",

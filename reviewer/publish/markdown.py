@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..models import Finding, Plan, ReviewResult
+from ..pricing import usd
 from . import counts, location, safe
 
 
@@ -39,7 +40,7 @@ def finding_block(f: Finding) -> str:
 def render(result: ReviewResult, title: str = "reviewer") -> str:
     c = counts(result.findings)
     u = result.usage
-    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    cost = usd(result.cost_usd)
     out = [
         f"## {title}",
         "",
@@ -76,7 +77,7 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
 
 def render_plan(plan: Plan) -> str:
     calls = plan.calls_per_pass()
-    cost = "unknown" if plan.cost_usd is None else f"~${plan.cost_usd:.4f}"
+    cost = usd(plan.cost_usd, approx=True)
     out = ["## reviewer dry run", "", f"Would review {len(plan.reviewed)} file(s):", ""]
     out += [f"- `{safe(p)}`" for p in plan.reviewed]
     if plan.skipped:

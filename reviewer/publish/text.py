@@ -5,11 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from ..models import Plan, ReviewResult
+from ..pricing import usd
 from . import counts, location
-
-
-def _cost(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
 
 
 def render(result: ReviewResult) -> str:
@@ -45,14 +42,14 @@ def render(result: ReviewResult) -> str:
     )
     lines.append(
         f"tokens   input {u.input_tokens:,}, cache write {u.cache_creation_input_tokens:,}, "
-        f"cache read {u.cache_read_input_tokens:,}, output {u.output_tokens:,}; cost {_cost(result.cost_usd)}"
+        f"cache read {u.cache_read_input_tokens:,}, output {u.output_tokens:,}; cost {usd(result.cost_usd)}"
     )
     return "\n".join(lines) + "\n"
 
 
 def render_plan(plan: Plan) -> str:
     calls = plan.calls_per_pass()
-    lines = [f"reviewer --dry-run: nothing was sent", "", f"review {len(plan.reviewed)} file(s):"]
+    lines = ["reviewer --dry-run: nothing was sent", "", f"review {len(plan.reviewed)} file(s):"]
     lines += [f"  {p}" for p in plan.reviewed] or ["  (none)"]
     if plan.skipped:
         lines.append(f"skip {len(plan.skipped)} file(s):")
@@ -64,7 +61,7 @@ def render_plan(plan: Plan) -> str:
         f"aggregate {calls['aggregate']}, pre-warm {calls['prewarm']}",
         f"tokens   ~{u.total_input:,} input ({u.cache_read_input_tokens:,} from cache), "
         f"~{u.output_tokens:,} output (estimate)",
-        f"cost     ~{_cost(plan.cost_usd)} (estimate)",
+        f"cost     ~{usd(plan.cost_usd)} (estimate)",
     ]
     lines += [f"note     {n}" for n in plan.notes]
     return "\n".join(lines) + "\n"

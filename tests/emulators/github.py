@@ -1508,7 +1508,7 @@ class GitHubEmulator:
             switch.count -= 1
             self._rate_switches = [s for s in self._rate_switches if s.count > 0]
             if switch.kind == "primary":
-                who = (f"installation ID 1" if tok.is_integration
+                who = ("installation ID 1" if tok.is_integration
                        else f"user ID {self._ensure_user(tok.login)['id']}")
                 message = f"API rate limit exceeded for {who}."
                 reset = str(int(time.time()) + int(switch.retry_after or 0))
