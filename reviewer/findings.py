@@ -258,8 +258,8 @@ def code_in(lines: Mapping[int, str], line: int, end: int | None) -> str:
     return "\n".join(" ".join(lines[n].split()) for n in range(line, (end or line) + 1) if n in lines)
 
 
-def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str], first: int, last: int,
-                    pass_: str = "per_file") -> tuple[Anchored, str]:
+def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str], first: int,
+                    last: int) -> tuple[Anchored, str]:
     """Place a finding of a whole-file audit on lines `first`..`last` of `path`, the part the model saw.
 
     The rules of `anchor`, with a line range instead of a diff: a finding on
@@ -288,4 +288,5 @@ def anchor_in_range(raw: Mapping[str, Any], path: str, lines: Mapping[int, str],
             exact = False
             line = end = None
     code = code_in(lines, line, end) if line is not None else ""
-    return Anchored(_build(raw, path, "RIGHT", line, end, exact, issue, code, pass_)), code
+    # An audit reads one file at a time: its findings are the per-file kind.
+    return Anchored(_build(raw, path, "RIGHT", line, end, exact, issue, code, "per_file")), code

@@ -147,6 +147,10 @@ def _reporting(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _state_path(repo_dir: Path, state_path: Path | None) -> Path:
+    return state_path or repo_dir / plan_mod.OWN_DIR / "audit.db"
+
+
 def _settings(repo_dir: Path, state_path: Path | None, config_path: str | None = None, **kw: Any) -> runner.Settings:
     cfg = config_mod.load(Path(config_path) if config_path else None, repo_dir)
     webhook_url = kw.pop("webhook_url", None)
@@ -168,7 +172,7 @@ def _settings(repo_dir: Path, state_path: Path | None, config_path: str | None =
         if key in kw:
             kw[key] = tuple(kw[key])
     return runner.Settings(
-        repo_dir=repo_dir, state_path=state_path or repo_dir / ".reviewer" / "audit.db", config=cfg,
+        repo_dir=repo_dir, state_path=_state_path(repo_dir, state_path), config=cfg,
         limits=limits, wait=wait, timeout=timeout, formats=formats, webhook_url=webhook_url,
         webhook_secret=secret, **kw,
     )
@@ -247,7 +251,7 @@ def cancel_command(repo_dir: Path, state_path: Path | None, **kw: Any) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status_command(repo_dir: Path, state_path: Path | None, run_id: int | None, fmt: str) -> int:
     """Show a run: request states, batches, cost so far. Reads the state only; needs no key."""
-    path = state_path or repo_dir / ".reviewer" / "audit.db"
+    path = _state_path(repo_dir, state_path)
     line = runner.status(path, run_id)
     if line is None and run_id is not None:
         raise UsageError(f"{path}: no audit run {run_id} (no state yet)")
@@ -265,7 +269,7 @@ def status_command(repo_dir: Path, state_path: Path | None, run_id: int | None, 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_command(repo_dir: Path, state_path: Path | None, statuses: tuple[str, ...], limit: int | None, fmt: str) -> int:
     """Past and current runs, newest first, with counts and cost. Needs no key."""
-    path = state_path or repo_dir / ".reviewer" / "audit.db"
+    path = _state_path(repo_dir, state_path)
     lines = runner.list_runs(path, tuple(statuses) or RUN_STATUSES, limit)
     if fmt == "json":
         click.echo(json.dumps([_line_dict(x) for x in lines], indent=2))

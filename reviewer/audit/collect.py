@@ -23,14 +23,13 @@ Per result:
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
 import anthropic
 
 from .. import findings as findings_mod
-from .. import pricing, prompts, schemas
+from .. import pricing, schemas
 from ..client import FATAL, STREAM_ERRORS, check_answer, refused, usage_of
 from ..errors import ServiceError
 from ..models import Finding
@@ -96,13 +95,11 @@ def split(store: Store, run: Run, req: Request, why: str) -> None:
     if len(parts) < 2:
         store.set_request(req.id, state="failed", reason=f"{why}, and a single line cannot be cut smaller")
         return
-    overhead = len(prompts.text("audit")) + 2 * len(req.path)
     children = []
     for start, text in parts:
         end = start + text.count("\n")
         key = plan.chunk_key(run.context_digest, start, text.encode("utf-8", "surrogatepass"))
-        tokens = math.ceil((len(text) + plan.LINE_OVERHEAD * (end - start + 1) + overhead) / 4)
-        children.append((start, end, key, text, tokens))
+        children.append((start, end, key, text, plan.part_tokens(req.path, len(text), end - start + 1)))
     stamp = now()
     for start, end, key, text, tokens in children:
         cid = plan.custom_id(req.path, start, key)

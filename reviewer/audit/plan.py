@@ -279,13 +279,22 @@ def _template_chars() -> int:
     return len(prompts.text("audit")) + 40
 
 
+def _overhead_chars(path: str) -> int:
+    """Characters of a request's user message besides the numbered code."""
+    return _template_chars() + 2 * len(path)
+
+
+def part_tokens(path: str, code_chars: int, lines: int) -> int:
+    """Estimated tokens of the user message that carries `lines` lines (`code_chars` characters) of `path`."""
+    return math.ceil((code_chars + LINE_OVERHEAD * lines + _overhead_chars(path)) / 4)
+
+
 def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
               first_line: int = 1, total: int | None = None) -> list[Chunk]:
     """The chunks of `data` (the whole file, or a part starting at `first_line`)."""
     lines = split_lines(data)
     total = total if total is not None else len(lines)
-    overhead = _template_chars() + 2 * len(path)
-    budget_chars = max(1, budget_tokens * 4 - overhead)
+    budget_chars = max(1, budget_tokens * 4 - _overhead_chars(path))
     if len(data) + LINE_OVERHEAD * len(lines) <= budget_chars:
         ranges = [(0, len(lines))]
     else:
@@ -294,9 +303,8 @@ def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
     for part, (a, b) in enumerate(ranges, start=1):
         text = b"\n".join(lines[a:b])
         start = first_line + a
-        chars = len(text) + LINE_OVERHEAD * (b - a) + overhead
         out.append(Chunk(path, start, first_line + b - 1, total, part, len(ranges),
-                         chunk_key(context.digest, start, text), math.ceil(chars / 4)))
+                         chunk_key(context.digest, start, text), part_tokens(path, len(text), b - a)))
     return out
 
 

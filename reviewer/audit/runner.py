@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..client import require_credentials
 from ..config import Config
@@ -73,10 +73,13 @@ def plan(s: Settings, progress: Progress | None = None) -> tuple[plan_mod.Plan, 
     finally:
         if store:
             store.close()
-    p = plan_mod.build(s.repo_dir, s.config, model=s.model, known=known, include=s.include, exclude=s.exclude,
-                       chunk_tokens=s.chunk_tokens, canary=s.canary, max_batch_requests=s.limits.max_requests,
-                       max_batch_bytes=s.limits.max_bytes, progress=progress)
-    return p, active
+    return _build_plan(s, known, progress), active
+
+
+def _build_plan(s: Settings, known: Iterable[str], progress: Progress | None) -> plan_mod.Plan:
+    return plan_mod.build(s.repo_dir, s.config, model=s.model, known=known, include=s.include, exclude=s.exclude,
+                          chunk_tokens=s.chunk_tokens, canary=s.canary, max_batch_requests=s.limits.max_requests,
+                          max_batch_bytes=s.limits.max_bytes, progress=progress)
 
 
 def over_budget(estimate: plan_mod.Estimate, max_cost: float | None) -> str | None:
@@ -107,10 +110,7 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
         finished = _drive(store, active, s, progress)
         if finished.status in ("pending", "canary_failed"):
             return finished
-    p = plan_mod.build(s.repo_dir, s.config, model=s.model, known=store.result_keys(), include=s.include,
-                       exclude=s.exclude, chunk_tokens=s.chunk_tokens, canary=s.canary,
-                       max_batch_requests=s.limits.max_requests, max_batch_bytes=s.limits.max_bytes,
-                       progress=progress)
+    p = _build_plan(s, store.result_keys(), progress)
     if (finished is not None and finished.run is not None and finished.run.status == "completed"
             and finished.run.tree_key == p.tree_key):
         return finished  # the run just finished audited this very tree

@@ -43,10 +43,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..errors import UsageError
 from ..models import Usage
 
-ACTIVE = ("active", "canceling")
 RUN_STATUSES = ("active", "canceling", "completed", "canceled", "failed", "refused")
-OPEN_REQUEST = ("planned", "submitting", "submitted")
-FINAL_REQUEST = ("succeeded", "quarantined", "failed", "canceled", "split")
 OPEN_BATCH = ("creating", "in_progress", "canceling", "ended")
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -223,10 +220,6 @@ class Run:
     deduplicated: int
     estimate_usd: float | None
     summary: dict[str, Any] | None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
 
 
 @dataclass(frozen=True)
