@@ -128,6 +128,15 @@ def test_plan_needs_no_key_lists_every_skip_with_its_reason_and_writes_no_state(
     assert code == 0 and "2 to send" in out2 and not (repo / ".reviewer").exists()
 
 
+def test_plan_lists_a_terminals_worth_and_json_lists_everything(no_anthropic, tmp_path, capsys) -> None:
+    repo = make_repo(tmp_path / "repo", {f"m{i:03}.py": f"x = {i}\n" for i in range(250)})
+    code, out, _ = audit(capsys, repo, "plan")
+    assert code == 0 and "requests  250 to send" in out
+    assert out.count("tokens  m") == 200 and "  ... and 50 more (`--format json` lists them all)" in out
+    code, out, _ = audit(capsys, repo, "plan", "--format", "json")
+    assert code == 0 and len(json.loads(out)["requests"]) == 250
+
+
 def test_a_large_file_is_cut_into_line_ranges_under_the_budget_at_block_boundaries(tmp_path) -> None:
     blocks = []
     for i in range(40):

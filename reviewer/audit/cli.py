@@ -332,21 +332,32 @@ def render_plan_text(p: plan_mod.Plan, active: Any = None) -> str:
         f"requests  {len(p.requests)} to send ({est.canary} canary, {est.requests - est.canary} in "
         f"{est.batches} batch(es)); {p.carried} part(s) carried over, {p.deduplicated} duplicate(s) fanned out",
         f"tokens    {_tokens(est)} (estimated)",
-        f"cost      ~{usd(est.cost_usd)} (batch price -50%, canary at the standard price, "
+        f"cost      {usd(est.cost_usd, approx=True)} (batch price -50%, canary at the standard price, "
         f"prefix {'cached' if est.prefix_cached else 'too short to cache'})",
     ]
     out += [f"note      {n}" for n in p.notes]
     if active is not None:
         out.append(f"note      run {active.id} is unfinished; `reviewer audit run` finishes it first")
     if p.skipped:
-        out += ["", "skipped:"] + [f"  {x.path}: {x.reason}" for x in p.skipped]
+        out += ["", "skipped:"] + _listed([f"  {x.path}: {x.reason}" for x in p.skipped[:LISTED + 1]], len(p.skipped))
     if p.requests:
-        out += ["", "to send:"]
-        for r in p.requests:
+        lines = []
+        for r in p.requests[:LISTED + 1]:
             c = r.chunk
             copies = f" (+{len(r.fanout)} identical: {', '.join(r.fanout[:3])}{', ...' if len(r.fanout) > 3 else ''})" if r.fanout else ""
-            out.append(f"  {c.path}:{c.start}-{c.end}  ~{c.tokens:,} tokens  {r.custom_id}{copies}")
+            lines.append(f"  {c.path}:{c.start}-{c.end}  ~{c.tokens:,} tokens  {r.custom_id}{copies}")
+        out += ["", "to send:"] + _listed(lines, len(p.requests))
     return "\n".join(out)
+
+
+# A terminal's worth of a long list; `--format json` has all of it.
+LISTED = 200
+
+
+def _listed(lines: list[str], total: int) -> list[str]:
+    if total <= LISTED:
+        return lines
+    return lines[:LISTED] + [f"  ... and {total - LISTED:,} more (`--format json` lists them all)"]
 
 
 def render_plan_json(p: plan_mod.Plan) -> str:
