@@ -117,6 +117,8 @@ class Plan:
     tree_key: str
     estimate: Estimate
     notes: tuple[str, ...] = ()
+    context: Context | None = None
+    """What every request besides its part carries (prompt, schema, model); set by `build`."""
 
 
 @dataclass(frozen=True)
@@ -405,7 +407,7 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
         notes.append(pricing.unknown_price_note(context.model))
     return Plan(repo_dir, head_commit(repo_dir), context.model, context.prompt_version, tuple(files),
                 tuple(skipped), tuple(chunks), tuple(requests), carried, deduplicated,
-                tree.hexdigest()[:32], estimate, tuple(notes))
+                tree.hexdigest()[:32], estimate, tuple(notes), context)
 
 
 def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], canary: int,
@@ -442,20 +444,26 @@ def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], 
     return Estimate(len(user_tokens), n_canary, batches, sync + batch, cost, cached)
 
 
-def read_chunk(repo_dir: Path, chunk: Chunk, context: Context) -> str:
-    """The text of `chunk`, read again from the working tree and checked against its key.
+class ChunkReader:
+    """Reads parts back from the working tree, each file once however many parts it has."""
 
-    Raises UsageError when the file changed since it was planned.
-    """
-    try:
-        data = (repo_dir / chunk.path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{chunk.path}: cannot read it again: {exc.strerror or exc}") from None
-    lines = split_lines(data)
-    text = b"\n".join(lines[chunk.start - 1:chunk.end])
-    if chunk_key(context.digest, chunk.start, text) != chunk.key:
-        raise UsageError(f"{chunk.path} changed while the audit was being planned; run it again")
-    return text.decode("utf-8", "replace")
+    def __init__(self, repo_dir: Path, context: Context) -> None:
+        self.repo_dir, self.context = repo_dir, context
+        self._path: str | None = None
+        self._lines: list[bytes] = []
+
+    def __call__(self, chunk: Chunk) -> str:
+        """The text of `chunk`, checked against its key; UsageError when the file changed since it was planned."""
+        if chunk.path != self._path:
+            try:
+                data = (self.repo_dir / chunk.path).read_bytes()
+            except OSError as exc:
+                raise UsageError(f"{chunk.path}: cannot read it again: {exc.strerror or exc}") from None
+            self._path, self._lines = chunk.path, split_lines(data)
+        text = b"\n".join(self._lines[chunk.start - 1:chunk.end])
+        if chunk_key(self.context.digest, chunk.start, text) != chunk.key:
+            raise UsageError(f"{chunk.path} changed while the audit was being planned; run it again")
+        return text.decode("utf-8", "replace")
 
 
 def halves(text: str, start: int, tokens: int) -> list[tuple[int, str]]:

@@ -129,14 +129,15 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
 
 def _record(store: Store, p: plan_mod.Plan, s: Settings, status: str = "active", reason: str | None = None) -> Run:
     """Record the plan as a run: every file, every part, every request with its text (one transaction)."""
-    context = plan_mod.Context.build(s.config, s.model)
+    context = p.context or plan_mod.Context.build(s.config, s.model)
+    read = plan_mod.ChunkReader(s.repo_dir, context)
 
     def requests() -> Any:
         if status != "active":
             return
         for i, r in enumerate(p.requests):
             c = r.chunk
-            text = plan_mod.read_chunk(s.repo_dir, c, context)
+            text = read(c)
             yield {
                 "base_id": r.custom_id, "custom_id": r.custom_id, "key": c.key, "path": c.path,
                 "start_line": c.start, "end_line": c.end, "total_lines": c.total, "tokens": c.tokens,
