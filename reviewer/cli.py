@@ -19,44 +19,23 @@ from typing import Any
 
 import click
 
-from . import __version__, config as config_mod, diff as diff_mod, engine, schemas, source as source_mod
+from . import __version__, config as config_mod, diff as diff_mod, engine, progress as progress_mod, schemas
+from . import source as source_mod
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
 from .findings import at_or_above
 from .redact import redact
 from .models import Diff, Plan, ReviewResult, Skipped
+from .progress import Progress
 from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
 from .audit import cli as audit_cli
 
 FORMATS = ("text", "json", "markdown", "sarif")
 
 
-class RichProgress:
-    """A progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
-        )
-        self._task: Any = None
-
-    def start(self, label: str, total: int) -> None:
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, subject: str) -> None:
-        self._progress.advance(self._task)
-
-    def stop(self) -> None:
-        self._progress.stop()
-
-
-def _progress() -> engine.Progress | None:
-    return RichProgress() if sys.stderr.isatty() else None
+def _progress() -> Progress:
+    # A review off a terminal prints only its result: no progress lines in CI logs.
+    return progress_mod.for_stderr("reviewer", quiet_off_terminal=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from . import findings as findings_mod
 from . import pricing, schemas
@@ -29,24 +29,13 @@ from .config import Config
 from .errors import ServiceError
 from .models import Diff, Failed, Finding, Plan, PlannedCall, ReviewResult, Usage
 from .passes import aggregate, cross_file, per_file
+from .progress import Progress
 from .redact import redact
 
 # Output is unknown before the call; this is a typical answer with a few findings.
 ESTIMATED_OUTPUT_TOKENS = 800
 ESTIMATED_FINDINGS_PER_FILE = 2
 ESTIMATED_TOKENS_PER_FINDING = 90
-
-
-class Progress(Protocol):
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, subject: str) -> None: ...
-    def stop(self) -> None: ...
-
-
-class _Silent:
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, subject: str) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +131,7 @@ def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozense
     ServiceError when a failure would hit every call (bad key, unknown model) or
     when no call at all produced a result.
     """
-    return asyncio.run(_review(diff, config, prior, only, progress or _Silent()))
+    return asyncio.run(_review(diff, config, prior, only, progress or Progress()))
 
 
 async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None,
@@ -172,7 +161,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
                 prefix=s.prefix, user=task.user, schema=answer_schema,
             )
         finally:
-            progress.advance(task.subject)
+            progress.advance()
 
     outcomes = await _gather([one(t) for t in s.tasks])
     progress.stop()

@@ -14,23 +14,11 @@ known) -> succeeded | quarantined | failed | canceled | split. Errored and
 expired results go back to planned under a new custom_id (`-r<attempt>`)
 until `max_attempts`. Nothing is ever submitted twice: see `submit`.
 
-The library never prints; it reports through a `Progress` object the CLI builds.
+The library never prints; it reports through a `Progress` (reviewer.progress) the CLI builds.
 """
 
 from __future__ import annotations
 
+from ..progress import Progress
 
-class Progress:
-    """Where the audit reports what it does; this base says nothing."""
-
-    def start(self, label: str, total: int | None = None) -> None:
-        """A phase begins (planning, collecting); `total` items when known."""
-
-    def advance(self, n: int = 1) -> None:
-        """`n` more items of the current phase are done."""
-
-    def stop(self) -> None:
-        """The current phase is over."""
-
-    def log(self, message: str) -> None:
-        """One line worth telling the user."""
+__all__ = ["Progress"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ import click
 from .. import config as config_mod
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
 from ..pricing import usd
+from .. import progress as progress_mod
 from ..publish import actions
 from ..redact import redact
 from . import Progress, plan as plan_mod, report as report_mod, runner, submit
@@ -27,63 +27,8 @@ from .state import RUN_STATUSES
 REPORT_FORMATS = tuple(report_mod.FORMATS)
 
 
-class PlainProgress(Progress):
-    """Log lines on stderr, for CI logs and pipes."""
-
-    def __init__(self) -> None:
-        self._label = ""
-        self._total: int | None = None
-        self._done = 0
-
-    def start(self, label: str, total: int | None = None) -> None:
-        self._label, self._total, self._done = label, total, 0
-
-    def advance(self, n: int = 1) -> None:
-        self._done += n
-
-    def stop(self) -> None:
-        if self._label and self._total:
-            click.echo(f"reviewer audit: {self._label}: {self._done}/{self._total}", err=True)
-        self._label = ""
-
-    def log(self, message: str) -> None:
-        click.echo(f"reviewer audit: {redact(message)}", err=True)
-
-
-class RichProgress(Progress):
-    """Progress bars and log lines on stderr, when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
-
-        self._escape = escape
-        self._console = Console(stderr=True)
-        self._bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=self._console, transient=True)
-        self._task: Any = None
-
-    def start(self, label: str, total: int | None = None) -> None:
-        self._bars.start()
-        self._task = self._bars.add_task(label, total=total)
-
-    def advance(self, n: int = 1) -> None:
-        if self._task is not None:
-            self._bars.advance(self._task, n)
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._bars.remove_task(self._task)
-            self._task = None
-        self._bars.stop()
-
-    def log(self, message: str) -> None:
-        self._console.print(f"[dim]reviewer audit:[/dim] {self._escape(redact(message))}", highlight=False, markup=True)
-
-
 def _progress() -> Progress:
-    return RichProgress() if sys.stderr.isatty() else PlainProgress()
+    return progress_mod.for_stderr("reviewer audit")
 
 
 # ---------------------------------------------------------------------- options
