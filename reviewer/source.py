@@ -135,9 +135,14 @@ class PullRequest:
 def github_client(token: str | None = None, base_url: str | None = None) -> Any:
     """A PyGithub client for GITHUB_API_URL with GITHUB_TOKEN.
 
-    POST and PATCH are never retried by the transport: GitHub may have stored a
-    review whose answer was a 5xx, and PyGithub's default retry would post it
-    again. `publish.github` checks and retries those writes itself.
+    Requests are made one at a time. Writes (POST, PATCH) are a second apart,
+    as GitHub asks of mutative requests, and never retried by the transport:
+    GitHub may have stored a review whose answer was a 5xx, and PyGithub's
+    default retry would post it again (`publish.github` checks and retries
+    those itself). Reads are not spaced: GitHub asks for serial requests, not
+    slow ones, and a review reads a dozen objects before its first model call.
+    GraphQL queries travel as POSTs but only read: `graphql_read` sends them
+    through a twin client without the write spacing.
     """
     import logging
 
@@ -159,17 +164,25 @@ def github_client(token: str | None = None, base_url: str | None = None) -> Any:
         secondary_rate_wait=float(os.environ.get("REVIEWER_GITHUB_SECONDARY_WAIT", "60")),
         allowed_methods=Retry.DEFAULT_ALLOWED_METHODS.union({"GET"}) - {"POST", "PATCH"},
     )
-    return Github(
+    settings: dict[str, Any] = dict(
         auth=Auth.Token(token),
         base_url=(base_url or os.environ.get("GITHUB_API_URL") or GITHUB_API).rstrip("/"),
         retry=retry,
         timeout=int(os.environ.get("REVIEWER_GITHUB_TIMEOUT", "30")),
-        seconds_between_requests=float(os.environ.get("REVIEWER_GITHUB_THROTTLE", "0.25")),
+        seconds_between_requests=float(os.environ.get("REVIEWER_GITHUB_THROTTLE", "0")),
         seconds_between_writes=float(os.environ.get("REVIEWER_GITHUB_WRITE_THROTTLE", "1.0")),
         # An object is fetched when one of its fields is first read, not each time
         # it is looked up: the repository and pull request are read once per run.
         lazy=True,
     )
+    class Client(Github):
+        """PyGithub's client, with a twin for GraphQL queries: reads sent as POSTs, not spaced as writes."""
+
+        queries: Github
+
+    gh = Client(**settings)
+    gh.queries = Github(**{**settings, "seconds_between_writes": 0.0})
+    return gh
 
 
 def pull_request_from_event(event_path: str | None = None, repository: str | None = None) -> tuple[str, int]:
@@ -272,7 +285,8 @@ def graphql_read(gh: Any, query: str, variables: dict[str, Any], attempts: int =
     """
     for attempt in range(1, attempts + 1):
         try:
-            return gh.requester.graphql_query(query, variables)[1]
+            queries = getattr(gh, "queries", gh)  # see github_client
+            return queries.requester.graphql_query(query, variables)[1]
         except Exception as exc:  # noqa: BLE001 - classified by transient_wait
             wait = transient_wait(exc)
             if wait is None or attempt == attempts:
