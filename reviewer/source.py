@@ -163,6 +163,8 @@ def github_client(token: str | None = None, base_url: str | None = None) -> Any:
         total=6,
         secondary_rate_wait=float(os.environ.get("REVIEWER_GITHUB_SECONDARY_WAIT", "60")),
         allowed_methods=Retry.DEFAULT_ALLOWED_METHODS.union({"GET"}) - {"POST", "PATCH"},
+        # Reads are not spaced, so a 5xx is retried after 0.5, 1, 2, 4 s rather than at once.
+        backoff_factor=float(os.environ.get("REVIEWER_GITHUB_BACKOFF", "0.5")),
     )
     settings: dict[str, Any] = dict(
         auth=Auth.Token(token),

@@ -137,6 +137,7 @@ def github_emu(github_server, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("REVIEWER_GITHUB_WRITE_THROTTLE", "0")
     monkeypatch.setenv("REVIEWER_GITHUB_SECONDARY_WAIT", "0")
     monkeypatch.setenv("REVIEWER_GITHUB_RETRY_WAIT", "0.01")
+    monkeypatch.setenv("REVIEWER_GITHUB_BACKOFF", "0")
     for name in ("GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "RUNNER_TEMP"):
         monkeypatch.delenv(name, raising=False)
     return github_server
