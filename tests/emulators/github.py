@@ -725,7 +725,7 @@ _ROUTES = _routes()
 
 
 class GitHubEmulator:
-    """In-process fake of api.github.com for PyGithub (see the module docstring)."""
+    """In-process fake of the GitHub REST and GraphQL APIs, for PyGithub (see the module docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
