@@ -305,7 +305,7 @@ def test_review_accepted_then_failed_is_not_duplicated(anthropic_emu, github_emu
       "the offending comments move to the review body; the review is posted; the summary says why")
 def test_review_422_moves_comments_to_the_body(anthropic_emu, github_emu, capsys) -> None:
     _pr(anthropic_emu, github_emu)
-    github_emu.enqueue_fault("POST", r"/pulls/9/reviews$", 422, count=2, body={
+    github_emu.enqueue_fault("POST", r"/pulls/9/reviews$", 422, count=1, body={
         "message": "Unprocessable Entity", "errors": ["Line could not be resolved"], "status": "422"})
     code, _, err = run(capsys, "review", "--pr", "9", "--repo", REPO, "--post")
     assert code == 0, err

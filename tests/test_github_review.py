@@ -356,3 +356,18 @@ def test_graphql_reads_are_sent_again_and_fall_back_to_the_contents_api(anthropi
         assert contents == [] and "could not read review threads" not in summary
     else:
         assert contents == ["app.py", "util.py"] and "could not read review threads" in summary
+
+
+def test_after_a_422_comments_on_added_lines_stay_inline(anthropic_emu, github_emu, capsys) -> None:
+    add_pr(github_emu)
+    anthropic_emu.responder = model_v1()
+    body = {"message": "Unprocessable Entity", "errors": ["Line could not be resolved"], "status": "422"}
+    github_emu.enqueue_fault("POST", r"/pulls/7/reviews$", 422, body=body, count=1)
+    code, _, err = review_pr(capsys)
+    assert code == 0, err
+    (review,) = github_emu.reviews(REPO, 7)
+    # The second try keeps the findings on lines the change added; the one on a context line moves to the body.
+    assert sorted((c["path"], c["line"]) for c in github_emu.review_comments(REPO, 7)) == [("app.py", 5), ("util.py", 7)]
+    assert "mean() divides by zero" in review["body"]
+    posts = [r for r in github_emu.requests if r.method == "POST" and r.path.endswith("/reviews")]
+    assert len(posts) == 2  # the single-line try equals the first one here: not sent again

@@ -419,7 +419,10 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
     composed = compose(outcome.new, config)
     if outcome.new:
         commit = repo.get_commit(pr.head_sha)
-        attempts = [composed.inline, _conservative(composed.inline, diff), []]
+        attempts: list[list[Finding]] = []
+        for attempt in (composed.inline, _conservative(composed.inline, diff), _added_only(composed.inline, diff), []):
+            if not attempts or attempt != attempts[-1]:  # the same comments would be refused again
+                attempts.append(attempt)
         for inline in attempts:
             moved = [f for f in composed.inline if f not in inline]
             draft = Composed(inline, composed.unanchored + moved, composed.verify, composed.over_cap)
@@ -438,6 +441,17 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
     posting.resolved = _resolve(gh, pull, outcome.resolved, pr, config, posting)
     _summary(pull, prior, pr, result, outcome, run_id, posting)
     return posting
+
+
+def _added_only(inline: Sequence[Finding], diff: Diff) -> list[Finding]:
+    """Third try: single lines the change added, the anchors GitHub resolves most surely."""
+    out = []
+    for f in _conservative(inline, diff):
+        file = diff.get(f.file)
+        hunk = file.hunk_of(f.line, "RIGHT") if file is not None and f.line is not None and f.side == "RIGHT" else None
+        if hunk is not None and f.line in hunk.added:
+            out.append(f)
+    return out
 
 
 def _conservative(inline: Sequence[Finding], diff: Diff) -> list[Finding]:
