@@ -204,13 +204,18 @@ def test_same_head_already_reviewed_makes_no_calls(anthropic_emu, github_emu, ca
     assert anthropic_emu.requests == [] and len(github_emu.reviews(REPO, 7)) == 1
 
 
-def test_review_rejected_with_422_moves_comments_to_the_body(anthropic_emu, github_emu, capsys) -> None:
+def review_refused(anthropic_emu, github_emu, capsys, times: int) -> None:
+    """Review the PR while GitHub answers the first `times` review posts with 422."""
     add_pr(github_emu)
     anthropic_emu.responder = model_v1()
     body = {"message": "Unprocessable Entity", "errors": ["Line could not be resolved"], "status": "422"}
-    github_emu.enqueue_fault("POST", r"/pulls/7/reviews$", 422, body=body, count=2)
+    github_emu.enqueue_fault("POST", r"/pulls/7/reviews$", 422, body=body, count=times)
     code, _, err = review_pr(capsys)
     assert code == 0, err
+
+
+def test_review_rejected_with_422_moves_comments_to_the_body(anthropic_emu, github_emu, capsys) -> None:
+    review_refused(anthropic_emu, github_emu, capsys, times=2)
     reviews = github_emu.reviews(REPO, 7)
     assert len(reviews) == 1 and github_emu.review_comments(REPO, 7) == []
     for text in ("median() raises IndexError", "mean() divides by zero", "no labels"):
@@ -359,12 +364,7 @@ def test_graphql_reads_are_sent_again_and_fall_back_to_the_contents_api(anthropi
 
 
 def test_after_a_422_comments_on_added_lines_stay_inline(anthropic_emu, github_emu, capsys) -> None:
-    add_pr(github_emu)
-    anthropic_emu.responder = model_v1()
-    body = {"message": "Unprocessable Entity", "errors": ["Line could not be resolved"], "status": "422"}
-    github_emu.enqueue_fault("POST", r"/pulls/7/reviews$", 422, body=body, count=1)
-    code, _, err = review_pr(capsys)
-    assert code == 0, err
+    review_refused(anthropic_emu, github_emu, capsys, times=1)
     (review,) = github_emu.reviews(REPO, 7)
     # The second try keeps the findings on lines the change added; the one on a context line moves to the body.
     assert sorted((c["path"], c["line"]) for c in github_emu.review_comments(REPO, 7)) == [("app.py", 5), ("util.py", 7)]

@@ -233,10 +233,8 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
         except (*STREAM_ERRORS, json.JSONDecodeError) as exc:
             store.db.execute("COMMIT")
             raise _StreamCut(str(exc) or type(exc).__name__) from exc
-        missing = store.db.execute(
-            "SELECT id FROM requests WHERE batch_id = ? AND state = 'submitted'", (b.id,)).fetchall()
-        for (request_id,) in missing:
-            requeue(store, run, store.request(request_id), f"no result for it in batch {b.api_id}")
+        for req in store.unanswered_in_batch(b.id):
+            requeue(store, run, req, f"no result for it in batch {b.api_id}")
         if foreign:
             store.add_note(run.id, f"batch {b.api_id} returned {foreign} result(s) for custom_ids this audit "
                                    "did not send; they were ignored")
@@ -253,10 +251,9 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
 
 
 def _lost(store: Store, run: Run, batch_id: int, why: str) -> None:
-    with store.transaction() as db:
-        for (request_id,) in db.execute(
-                "SELECT id FROM requests WHERE batch_id = ? AND state = 'submitted'", (batch_id,)).fetchall():
-            requeue(store, run, store.request(request_id), why)
+    with store.transaction():
+        for req in store.unanswered_in_batch(batch_id):
+            requeue(store, run, req, why)
         store.set_batch(batch_id, state="lost")
 
 

@@ -490,6 +490,12 @@ class Store:
                 yield _request(row)
             last = rows[-1][0]
 
+    def unanswered_in_batch(self, batch_id: int) -> list[Request]:
+        """Requests of `batch_id` still waiting for their result (text not read: a requeue does not need it)."""
+        cols = _REQUEST_COLUMNS.replace(", text", ", NULL")
+        return [_request(r) for r in self.db.execute(
+            f"SELECT {cols} FROM requests WHERE batch_id = ? AND state = 'submitted' ORDER BY id", (batch_id,))]
+
     def request_in_batch(self, batch_id: int, custom_id: str) -> Request | None:
         row = self.db.execute(
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE batch_id = ? AND custom_id = ?",
