@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from . import __version__, config as config_mod, diff as diff_mod, engine, progress as progress_mod, schemas
-from . import source as source_mod
+from . import pull_request, source as source_mod
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
 from .findings import at_or_above
@@ -99,15 +99,8 @@ def review(diff_path: str | None, base: str | None, head: str, pr_number: int | 
     return EXIT_FINDINGS if at_or_above(result.findings, cfg.fail_on) else EXIT_OK
 
 
-def _parse(src: source_mod.Source, cfg: config_mod.Config, extra_skips: tuple[Skipped, ...] = ()) -> Diff:
-    try:
-        parsed = diff_mod.parse(
-            diff_mod.decode(src.data), ignore=cfg.ignore_globs, max_file_bytes=cfg.max_file_bytes,
-            read_head=src.read_head,
-        )
-    finally:
-        src.close()
-    return Diff(parsed.files, parsed.skipped + extra_skips) if extra_skips else parsed
+def _parse(src: source_mod.Source, cfg: config_mod.Config) -> Diff:
+    return pull_request.parse(src, cfg)
 
 
 def _emit_plan(plan: Plan, fmt: str, output: Path | None) -> None:
@@ -148,39 +141,27 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
     if not repo_name or "/" not in repo_name:
         raise UsageError("--pr needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
     assert number is not None
-    gh = source_mod.github_client()
-    src, pr, no_patch = source_mod.from_pull_request(gh, repo_name, number)
-    if pr.draft and from_event:
-        click.echo(actions.notice(f"{repo_name}#{number} is a draft: not reviewed"), err=True)
+    done = pull_request.run(cfg, repo_name, number, post=post, dry_run=dry_run, skip_drafts=from_event,
+                            progress=_progress(), require_credentials=require_credentials)
+    if done.skipped:
+        click.echo(actions.notice(done.skipped) if "draft" in done.skipped else f"reviewer: {done.skipped}", err=True)
         return EXIT_OK
-    prior = github_pub.read_prior(gh, pr, cfg)
-    changed = github_pub.changed_since(gh, pr, prior.last_sha)
-    if changed is not None and src.read_head is not None:
-        # Fetch only the files the per-file pass will read again.
-        read_all = src.read_head
-        src.read_head = lambda paths: read_all([p for p in paths if p in changed])
-    parsed = _parse(src, cfg, tuple(Skipped(path, reason) for path, reason in no_patch))
-    if dry_run:
-        _emit_plan(engine.plan(parsed, cfg, engine.Prior(prior.open_findings), changed), fmt, output)
+    if done.plan is not None:
+        _emit_plan(done.plan, fmt, output)
         return EXIT_OK
-    if changed is not None and not changed and prior.last_sha == pr.head_sha:
-        click.echo(f"reviewer: {repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; nothing to do", err=True)
-        return EXIT_OK
-    if parsed.files:
-        require_credentials()
-    result = engine.review(parsed, cfg, prior=engine.Prior(prior.open_findings), only=changed, progress=_progress())
-    result = replace(result, notes=result.notes + tuple(prior.notes))
-    outcome = github_pub.decide(prior, result, parsed, changed)
-    if post:
-        posting = github_pub.post(gh, pr, result, outcome, prior, cfg, parsed)
+    assert done.result is not None and done.outcome is not None
+    if done.posting is not None:
+        p = done.posting
         click.echo(
-            f"reviewer: posted {posting.inline} inline comment(s), {posting.in_body} in the review body, "
-            f"{len(outcome.still_open)} still open, {posting.resolved} resolved, {outcome.suppressed} already reported",
+            f"reviewer: posted {p.inline} inline comment(s), {p.in_body} in the review body, "
+            + (f"{p.in_followups} in {p.followups} follow-up comment(s), " if p.followups else "")
+            + f"{len(done.outcome.still_open)} still open, {p.resolved} resolved, "
+            f"{done.outcome.suppressed} repeat(s) of earlier findings",
             err=True,
         )
-    _emit_result(result, fmt, output)
-    still = [p.finding for p in outcome.still_open]
-    return EXIT_FINDINGS if at_or_above(list(result.findings) + still, cfg.fail_on) else EXIT_OK
+    _emit_result(done.result, fmt, output)
+    still = [p.finding for p in done.outcome.still_open]
+    return EXIT_FINDINGS if at_or_above(list(done.result.findings) + still, cfg.fail_on) else EXIT_OK
 
 
 @cli.command()

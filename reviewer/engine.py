@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -27,7 +28,7 @@ from . import pricing, schemas
 from .client import CallFailed, ModelClient, Prefix
 from .config import Config
 from .errors import ServiceError
-from .models import Diff, Failed, Finding, Plan, PlannedCall, ReviewResult, Usage
+from .models import Diff, Failed, Finding, Plan, PlannedCall, PriorFinding, Rejected, ReviewResult, Tally, Usage
 from .passes import aggregate, cross_file, per_file
 from .progress import Progress
 from .redact import redact
@@ -40,12 +41,18 @@ ESTIMATED_TOKENS_PER_FINDING = 90
 
 @dataclass(frozen=True)
 class Prior:
-    """Findings of an earlier review, injected as "may already be addressed"."""
+    """Findings of an earlier review, injected as "may already be addressed".
 
-    findings: tuple[Finding, ...] = ()
+    Each carries an id (`P1`, ...) the model cites in `repeats` when it restates
+    one; their lines refer to `head`, the commit under review (the caller
+    relocates them, see `reviewer.identity`).
+    """
 
-    def for_file(self, path: str) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.file == path)
+    findings: tuple[PriorFinding, ...] = ()
+    head: str | None = None
+
+    def for_file(self, path: str) -> tuple[PriorFinding, ...]:
+        return tuple(p for p in self.findings if p.finding.file == path)
 
 
 @dataclass
@@ -168,15 +175,13 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
 
     found: list[Finding] = []
     failed: dict[str, str] = {}
+    ledger = _Ledger()
     for task, outcome in zip(s.tasks, outcomes):
         if isinstance(outcome, CallFailed):
             where = "" if task.parts == 1 else f"part {task.part}/{task.parts}: "
             failed.setdefault(task.file.path, where + str(outcome))
             continue
-        anchored, anchor_notes = findings_mod.anchor_all(outcome["findings"], diff, "per_file")
-        anchored, flood = findings_mod.cap(anchored, config.max_findings_per_file, task.subject)
-        found.extend(anchored)
-        notes.extend(anchor_notes[:20] + ([flood] if flood else []))
+        found.extend(ledger.take(outcome["findings"], diff, "per_file", config.max_findings_per_file, task.subject))
 
     cross_user, cross_note = cross_file.user_message(diff, found, config, prior.findings)
     if cross_note:
@@ -187,10 +192,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
             pass_name="cross_file", subject="cross_file", model=config.model_for("cross_file"),
             prefix=s.prefix, user=cross_user, schema=answer_schema,
         )
-        anchored, anchor_notes = findings_mod.anchor_all(answer["findings"], diff, "cross_file")
-        anchored, flood = findings_mod.cap(anchored, config.max_findings_per_file, "cross-file pass")
-        found.extend(anchored)
-        notes.extend(anchor_notes[:20] + ([flood] if flood else []))
+        found.extend(ledger.take(answer["findings"], diff, "cross_file", config.max_findings_per_file, "cross-file pass"))
     except CallFailed as exc:
         cross_ok = False
         notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
@@ -199,9 +201,10 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         first = next(iter(failed.values()))
         raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
 
-    found, flood = findings_mod.cap(found, config.max_findings_per_review, "this review")
+    found, flood, dropped = findings_mod.cap_counted(found, config.max_findings_per_review, "this review")
+    ledger.over_limit.update(dropped)
     if flood:
-        notes.append(flood)
+        ledger.notes.append(flood)
     if found:
         try:
             groups = await client.ask(
@@ -209,11 +212,15 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
                 prefix=s.prefix.uncached(), user=aggregate.user_message(found, prior.findings),
                 schema=schemas.aggregate_answer_schema(),
             )
+            before = len(found)
             found, group_notes = findings_mod.apply_groups(found, groups["groups"])
+            ledger.merged += before - len(found)
             notes.extend(group_notes)
         except CallFailed as exc:
             notes.append(f"aggregate pass failed, findings are neither deduplicated nor re-rated: {exc}")
 
+    tally = ledger.tally()
+    notes.extend(ledger.notes)
     notes.extend(client.notes)
     return ReviewResult(
         findings=tuple(findings_mod.finalize(findings_mod.redacted(f) for f in found)),
@@ -222,7 +229,42 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         failed=tuple(Failed(path, redact(error)) for path, error in failed.items()),
         calls=tuple(client.calls),
         notes=tuple(redact(n) for n in notes),
+        tally=tally,
     )
+
+
+@dataclass
+class _Ledger:
+    """Counts every finding the calls returned, and where each went (models.Tally)."""
+
+    returned: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    over_limit: Counter[str] = field(default_factory=Counter)
+    merged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def take(self, answers: Sequence[Any], diff: Diff, pass_name: str, limit: int, scope: str) -> list[Finding]:
+        """Anchor one call's answers and cap them; what is not kept is counted."""
+        self.returned += len(answers)
+        anchored, rejected = findings_mod.anchor_all(answers, diff, pass_name)
+        for r in rejected:
+            self.rejected[r.path] += r.count
+        kept, flood, dropped = findings_mod.cap_counted(anchored, limit, scope)
+        self.over_limit.update(dropped)
+        if flood:
+            self.notes.append(flood)
+        return kept
+
+    def tally(self) -> Tally:
+        rejected = tuple(Rejected(redact(path), n, findings_mod.REJECTED_NOT_IN_DIFF)
+                         for path, n in self.rejected.most_common())
+        if rejected:
+            self.notes.append("rejected " + "; ".join(
+                f"{r.count} finding(s) on '{r.path[:200]}'" for r in rejected[:20])
+                + (f"; and {sum(r.count for r in rejected[20:])} on {len(rejected) - 20} more path(s), listed in stats.tally"
+                   if len(rejected) > 20 else "")
+                + f": {findings_mod.REJECTED_NOT_IN_DIFF}")
+        return Tally(self.returned, rejected, tuple(self.over_limit.most_common()), self.merged)
 
 
 async def _gather(coros: Sequence[Any]) -> list[Any]:

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .models import SEVERITY_RANK, Diff, FileDiff, Finding, Side
-
-_WORD = re.compile(r"[a-z_][a-z0-9_]{3,}")
-_STOP = frozenset(
-    "this that with from when will would could should there their which while have been "
-    "does into than then them they also only some more most such very what where here "
-    "line code file value function method".split()
-)
-
+from . import identity
+from .models import SEVERITY_RANK, Diff, FileDiff, Finding, Rejected, Side
 
 @dataclass(frozen=True)
 class Anchored:
     finding: Finding | None
     note: str | None = None
+    rejected: str | None = None
+    """The normalised path of a finding rejected because it is on no reviewed file."""
 
 
 def normalize_path(path: str) -> str:
@@ -47,21 +43,9 @@ def code_at(file: FileDiff, line: int, end: int | None, side: Side) -> str:
     return "\n".join(texts)
 
 
-def _issue_key(issue: str) -> str:
-    words = sorted({w for w in _WORD.findall(issue.lower()) if w not in _STOP})
-    return " ".join(words[:12])
-
-
 def fingerprint(file: str, category: str, side: Side, code: str, issue: str) -> str:
-    """Identity of a finding that survives moved lines and reworded issues.
-
-    It hashes the code the finding points at, not its line number or wording;
-    only when there is too little code to tell findings apart does it fall back
-    to the issue's distinctive words.
-    """
-    basis = code if len(code.strip()) >= 8 else code + "\0" + _issue_key(issue)
-    digest = hashlib.sha256("\0".join((file, category, side, basis)).encode("utf-8", "replace"))
-    return digest.hexdigest()[:16]
+    """A finding's fresh identity; the rule lives in `reviewer.identity`."""
+    return identity.fingerprint(file, category, side, code, issue)
 
 
 def _span(raw: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -102,6 +86,7 @@ def _build(raw: Mapping[str, Any], path: str, side: Side, line: int | None, end:
         confidence=raw.get("confidence"),
         pass_=pass_,  # type: ignore[arg-type]
         fingerprint=fingerprint(path, category, side, code, issue),
+        repeats=raw.get("repeats") if isinstance(raw.get("repeats"), str) else None,
     )
 
 
@@ -111,7 +96,8 @@ def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
     issue = str(raw.get("issue", "")).strip()
     file = diff.get(path)
     if file is None:
-        return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}")
+        return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}",
+                        rejected=path)
     side: Side = "LEFT" if raw.get("side") == "LEFT" else "RIGHT"
     line, end = _span(raw)
     exact = True
@@ -146,16 +132,20 @@ def _place(file: FileDiff, line: int, end: int | None, side: Side) -> tuple[int,
     return None
 
 
-def anchor_all(answers: Iterable[Mapping[str, Any]], diff: Diff, pass_: str) -> tuple[list[Finding], list[str]]:
+REJECTED_NOT_IN_DIFF = "not a reviewed file of this diff"
+
+
+def anchor_all(answers: Iterable[Mapping[str, Any]], diff: Diff, pass_: str) -> tuple[list[Finding], list[Rejected]]:
+    """Anchor every answer; rejections are counted per path, however many there are."""
     findings: list[Finding] = []
-    notes: list[str] = []
+    rejected: Counter[str] = Counter()
     for raw in answers:
         result = anchor(raw, diff, pass_)
         if result.finding is not None:
             findings.append(result.finding)
-        if result.note:
-            notes.append(result.note)
-    return findings, notes
+        elif result.rejected is not None:
+            rejected[result.rejected] += 1
+    return findings, [Rejected(path, n, REJECTED_NOT_IN_DIFF) for path, n in rejected.items()]
 
 
 def apply_groups(findings: Sequence[Finding], groups: Iterable[Mapping[str, Any]]) -> tuple[list[Finding], list[str]]:
@@ -182,6 +172,8 @@ def apply_groups(findings: Sequence[Finding], groups: Iterable[Mapping[str, Any]
                 severity=group["severity"],
                 confidence=group["confidence"],
                 issue=(group.get("issue") or lead.issue) if len(members) > 1 else lead.issue,
+                # A group restating a prior finding is a repeat, whichever member said so.
+                repeats=next((findings[i].repeats for i in members if findings[i].repeats), None),
             )
         )
     notes = []
@@ -226,20 +218,27 @@ def at_or_above(findings: Iterable[Finding], threshold: str) -> bool:
 
 
 def cap(findings: Sequence[Finding], limit: int, scope: str) -> tuple[list[Finding], str | None]:
-    """At most `limit` findings, most severe first; the excess is summarised, not kept.
+    """`cap_counted` without the per-file counts."""
+    kept, note, _ = cap_counted(findings, limit, scope)
+    return kept, note
+
+
+def cap_counted(findings: Sequence[Finding], limit: int, scope: str) -> tuple[list[Finding], str | None, Counter[str]]:
+    """At most `limit` findings, most severe first; the excess is counted per file, not kept.
 
     A flood (say, code that tells the model to report a thousand problems)
     must not become a thousand comments or an unbounded aggregate call.
+    Returns the kept findings, a note, and how many were dropped per file.
     """
     if len(findings) <= limit:
-        return list(findings), None
+        return list(findings), None, Counter()
     ranked = sorted(range(len(findings)), key=lambda i: (-SEVERITY_RANK[findings[i].severity], i))
     keep = sorted(ranked[:limit])
     dropped = [findings[i] for i in ranked[limit:]]
     by_severity = {s: sum(1 for f in dropped if f.severity == s) for s in ("critical", "warning", "info")}
     summary = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n)
-    note = f"{scope}: {len(dropped)} more finding(s) over the limit of {limit} were summarised, not kept ({summary})"
-    return [findings[i] for i in keep], note
+    note = f"{scope}: {len(dropped)} more finding(s) over the limit of {limit} were counted, not kept ({summary})"
+    return [findings[i] for i in keep], note, Counter(f.file for f in dropped)
 
 
 def redacted(f: Finding) -> Finding:

@@ -120,6 +120,8 @@ class Finding:
     confidence: float | None = None
     pass_: Literal["per_file", "cross_file"] = "per_file"
     fingerprint: str = ""
+    repeats: str | None = None
+    """The id (`P3`) of the prior finding the model says this one restates, on a re-review."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,6 +138,62 @@ class Finding:
 
     def with_(self, **changes: Any) -> Finding:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PriorFinding:
+    """A finding an earlier review posted, as a re-review shows it to the model."""
+
+    id: str
+    """`P1`, `P2`, ...: what the model cites in `repeats` when it restates this finding."""
+    finding: Finding
+    """With `line`/`end_line` relocated to the commit under review, or None when its code changed."""
+    was: str | None = None
+    """Where it was when posted ("line 7 at abc1234"), when its code has changed since."""
+    at: str | None = None
+    """The commit `finding.line` refers to: the head under review."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Findings the model put on a path the review cannot place them on, counted per path."""
+
+    path: str
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where every finding the model returned went: nothing leaves a review uncounted.
+
+    returned = kept + rejected + over_limit + merged, where kept is the
+    number of findings of the result (`ReviewResult.findings`).
+    """
+
+    returned: int = 0
+    """Findings in the answers of the per-file and cross-file calls."""
+    rejected: tuple[Rejected, ...] = ()
+    over_limit: tuple[tuple[str, int], ...] = ()
+    """(file, count) of findings over `max_findings_per_file` or `max_findings_per_review`, most first."""
+    merged: int = 0
+    """Findings the aggregate pass merged into another one (duplicates)."""
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(r.count for r in self.rejected)
+
+    @property
+    def over_limit_total(self) -> int:
+        return sum(n for _, n in self.over_limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "returned": self.returned,
+            "rejected": [{"file": r.path, "count": r.count, "reason": r.reason} for r in self.rejected],
+            "over_limit": [{"file": path, "count": n} for path, n in self.over_limit],
+            "merged": self.merged,
+        }
 
 
 @dataclass(frozen=True)
@@ -213,6 +271,7 @@ class ReviewResult:
     failed: tuple[Failed, ...]
     calls: tuple[Call, ...]
     notes: tuple[str, ...] = field(default=())
+    tally: Tally = field(default=Tally())
 
     @property
     def usage(self) -> Usage:
@@ -247,5 +306,6 @@ class ReviewResult:
                 "usage": self.usage.to_dict(),
                 "cost_usd": self.cost_usd,
                 "notes": list(self.notes),
+                "tally": self.tally.to_dict(),
             },
         }

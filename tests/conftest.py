@@ -128,7 +128,25 @@ def github_server() -> Iterator[GitHubEmulator]:
 
 @pytest.fixture
 def github_emu(github_server, monkeypatch: pytest.MonkeyPatch):
-    """The GitHub emulator with a PAT for `reviewer-bot`; PyGithub's throttles off."""
+    """The GitHub emulator with a PAT for `reviewer-bot`; PyGithub's throttles off.
+
+    After the test, the conservation law (tests/conservation.py) is checked on
+    every pull request that has a summary comment: no pull-request test ends
+    with a finding neither shown nor counted on the pull request.
+    """
+    yield _github_emu(github_server, monkeypatch)
+    from tests.conservation import check_conservation, markers
+
+    for repo, number in sorted(github_server.commented_pulls()):
+        # Our identities only: a person may type a marker too (the test of that is elsewhere).
+        logins = {c["user"]["login"] for c in github_server.issue_comments(repo, number)
+                  if c["user"]["login"] in ("reviewer-bot", "github-actions[bot]")
+                  and any(k == "summary" for k, _ in markers(c["body"]))}
+        for login in logins:
+            check_conservation(github_server, repo, number, login=login)
+
+
+def _github_emu(github_server, monkeypatch: pytest.MonkeyPatch):
     github_server.reset()
     github_server.add_token("gh-token", kind="pat", login="reviewer-bot")
     monkeypatch.setenv("GITHUB_API_URL", github_server.base_url)

@@ -38,6 +38,16 @@ def file_of(body: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def prior_id(body: dict[str, Any], text: str) -> str | None:
+    """The id a re-review prompt gives the prior finding whose issue contains `text`, as a model would cite it."""
+    for line in user_text(body).splitlines():
+        if line.startswith('{"id": "P'):
+            row = json.loads(line)
+            if text in row.get("issue", ""):
+                return row["id"]
+    return None
+
+
 def finding_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The findings handed to an aggregate request, as the model would read them."""
     text = user_text(body)
@@ -52,6 +62,8 @@ class ScriptedModel:
     cross_file: Any = None
     aggregate: Callable[[dict[str, Any]], Answer] | Any = None
     attempts: dict[str, int] = field(default_factory=dict)
+    returned: int = 0
+    """Findings answered so far by per-file and cross-file requests (the conservation law's total)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, body: dict[str, Any]) -> Answer:
@@ -74,7 +86,10 @@ class ScriptedModel:
         else:
             return {"findings": []}
         if isinstance(answer, list):
-            return answer[min(attempt, len(answer) - 1)]
+            answer = answer[min(attempt, len(answer) - 1)]
+        if isinstance(answer, dict) and isinstance(answer.get("findings"), list):
+            with self._lock:
+                self.returned += len(answer["findings"])
         return answer
 
 

@@ -16,6 +16,7 @@ import pytest
 from reviewer.cli import main
 from tests.emulators.anthropic import Drop, Fault, Slow, Truncated
 from tests.emulators.github import PullFile
+from tests.conservation import check_conservation
 from tests.model_script import ScriptedModel
 from tests.security_table import case
 
@@ -108,8 +109,8 @@ def test_model_text_cannot_ping_inject_html_or_forge_markers(hostile_pr, capsys)
 
 
 @case("prompt injection", "the model answers 300 findings for one file (as many as fit in its output limit)",
-      "kept to `max_findings_per_file` (25), at most 30 inline comments in one review, the excess summarised in a note")
-def test_finding_flood_is_capped_and_summarised(hostile_pr, capsys) -> None:
+      "kept to `max_findings_per_file` (25), at most 30 inline comments in one review, the excess counted on the pull request")
+def test_finding_flood_is_capped_and_counted(hostile_pr, capsys) -> None:
     anthropic, gh, _ = hostile_pr
     flood = [{"file": "pay.py", "line": 4, "severity": "info", "issue": f"problem {i}"} for i in range(300)]
     anthropic.responder = ScriptedModel(per_file={"pay.py": {"findings": flood}})
@@ -117,9 +118,12 @@ def test_finding_flood_is_capped_and_summarised(hostile_pr, capsys) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert len(doc["findings"]) == 25
-    assert any("275 more finding(s) over the limit of 25 were summarised" in n for n in doc["stats"]["notes"])
+    assert any("275 more finding(s) over the limit of 25 were counted" in n for n in doc["stats"]["notes"])
+    assert doc["stats"]["tally"]["over_limit"] == [{"file": "pay.py", "count": 275}]
     assert len([r for r in gh.reviews(REPO, 9) if "reviewer:review" in r["body"]]) == 1
     assert len(gh.review_comments(REPO, 9)) <= 30
+    ledger = check_conservation(gh, REPO, 9, returned=300)
+    assert ledger["over_limit"] == 275
 
 
 DIFFS = Path(__file__).parent / "data" / "diffs"

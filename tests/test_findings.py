@@ -68,7 +68,10 @@ def test_path_prefixes_are_normalised() -> None:
     assert findings.anchor(_raw(file="b/multi.py", line=3), _multi(), "per_file").finding.file == "multi.py"
 
 
-def test_fingerprint_survives_moved_lines_and_reworded_issue() -> None:
+def test_identity_tells_same_problem_from_same_line() -> None:
+    """README, A finding's identity: moved and reworded is the same problem; another problem on the line is not."""
+    from reviewer import identity
+
     before = diff.parse(
         "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,3 @@\n x = 1\n+total = sum(items) / len(items)\n y = 2\n"
     )
@@ -76,10 +79,20 @@ def test_fingerprint_survives_moved_lines_and_reworded_issue() -> None:
         "--- a/m.py\n+++ b/m.py\n@@ -10,2 +10,5 @@\n x = 1\n+# note\n+\n+total  =  sum(items) / len(items)\n y = 2\n"
     )
     a = findings.anchor({"file": "m.py", "severity": "warning", "category": "edge-case", "issue": "divides by zero when items is empty", "line": 2}, before, "per_file").finding
-    b = findings.anchor({"file": "m.py", "severity": "critical", "category": "edge-case", "issue": "ZeroDivisionError for an empty list", "line": 13}, after, "cross_file").finding
-    assert a.fingerprint == b.fingerprint
-    c = findings.anchor({"file": "m.py", "severity": "warning", "category": "naming", "issue": "x", "line": 2}, before, "per_file").finding
-    assert c.fingerprint != a.fingerprint
+    # The code moved from line 2 to 13: relocation finds it by its hash.
+    wanted = identity.code_hash(findings.code_at(before.files[0], 2, None, "RIGHT"))
+    now = identity.relocate(2, None, wanted, lambda n: after.files[0].line_text(n, "RIGHT"), limit=50)
+    assert now == (13, None)
+    reworded = findings.anchor({"file": "m.py", "severity": "critical", "category": "edge-case", "issue": "items may be empty: this divides by zero", "line": 12}, after, "cross_file").finding
+    other = findings.anchor({"file": "m.py", "severity": "warning", "category": "edge-case", "issue": "sum() of floats loses precision; use math.fsum", "line": 13}, after, "per_file").finding
+    assert identity.match([reworded, other], [a], {0: 13}) == {0: 0}
+    assert other.fingerprint != a.fingerprint
+    # Cited by the model: the same problem whatever the wording.
+    cited = findings.anchor({"file": "m.py", "severity": "warning", "category": "edge-case", "issue": "ZeroDivisionError on []", "line": 13, "repeats": "P1"}, after, "per_file").finding
+    assert cited.repeats == "P1" and identity.match([cited], [a], {0: 13}, citations={0: 0}) == {0: 0}
+    # The fingerprint is stable for the same finding.
+    again = findings.anchor({"file": "m.py", "severity": "warning", "category": "edge-case", "issue": "divides by zero when items is empty", "line": 2}, before, "per_file").finding
+    assert again.fingerprint == a.fingerprint
 
 
 def test_apply_groups_merges_duplicates_and_keeps_unmentioned_findings() -> None:

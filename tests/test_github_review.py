@@ -10,7 +10,7 @@ import pytest
 
 from reviewer.cli import main
 from tests.emulators.github import PullFile
-from tests.model_script import ScriptedModel, pass_of, user_text
+from tests.model_script import ScriptedModel, pass_of, prior_id, user_text
 
 REPO = "acme/shop"
 HEAD1, BASE, HEAD2 = "a" * 40, "b" * 40, "c" * 40
@@ -119,7 +119,7 @@ def test_model_text_cannot_ping_people_or_inject_html(anthropic_emu, github_emu,
     assert code == 0, err
     body = github_emu.review_comments(REPO, 7)[0]["body"]
     assert "@octocat" not in body and "<img" not in body
-    visible = body.split("<!-- reviewer:finding ")[0]
+    visible = body.split("<!-- reviewer:f ")[0]
     assert "-->" not in visible.replace("--&gt;", "")
     assert body.count("<!--") == 1 and body.rstrip().endswith("-->")
 
@@ -133,11 +133,18 @@ def test_rereview_reads_only_changed_files_posts_only_new_and_resolves_fixed(ant
     push_v2(github_emu)
     anthropic_emu.reset()
     # The model repeats the mean() finding reworded (its code did not change),
-    # no longer reports median(), and finds one new problem.
+    # citing the id the prompt gave it; no longer reports median(); finds one new problem.
     new = {"file": "util.py", "line": 10, "severity": "info", "category": "bug", "confidence": 0.7,
            "issue": "median of an even-length list picks the upper middle"}
-    anthropic_emu.responder = ScriptedModel(per_file={"util.py": {"findings": [
-        {**MEAN_EMPTY, "line": 4, "issue": "ZeroDivisionError on []: guard is missing"}, new]}})
+
+    def model_v2(body):
+        if pass_of(body) == "per_file" and "File: util.py" in user_text(body):
+            restated = {**MEAN_EMPTY, "line": 4, "issue": "ZeroDivisionError on []: guard is missing",
+                        "repeats": prior_id(body, "mean() divides by zero")}
+            return {"findings": [restated, new]}
+        return ScriptedModel()(body)
+
+    anthropic_emu.responder = model_v2
     code, out, err = review_pr(capsys)
     assert code == 0, err
 

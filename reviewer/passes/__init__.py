@@ -8,15 +8,27 @@ import json
 from typing import Sequence
 
 from .. import prompts
-from ..models import Finding
+from ..models import Finding, PriorFinding
 
 
-def render_prior(prior: Sequence[Finding]) -> str:
-    """The "prior findings" block for a re-review, or "" when there are none."""
+def render_prior(prior: Sequence[PriorFinding]) -> str:
+    """The "prior findings" block for a re-review, or "" when there are none.
+
+    Each row carries its id, for `repeats`, and says which commit its line
+    refers to: the head under review, or where it was before its code changed.
+    """
     if not prior:
         return ""
-    lines = "\n".join(json.dumps(_brief(f), ensure_ascii=False) for f in prior)
-    return prompts.render("prior", findings=lines, boundary=prompts.boundary(lines))
+    rows = []
+    for p in prior:
+        row: dict[str, object] = {"id": p.id, **_brief(p.finding)}
+        if p.was:
+            row["was"] = p.was
+        rows.append(json.dumps(row, ensure_ascii=False))
+    lines = "\n".join(rows)
+    head = prior[0].at
+    commit = f"the head commit under review ({head[:12]})" if head else "the code under review"
+    return prompts.render("prior", findings=lines, boundary=prompts.boundary(lines), commit=commit)
 
 
 def _brief(f: Finding) -> dict[str, object]:

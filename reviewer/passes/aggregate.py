@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from .. import prompts
-from ..models import Finding
+from ..models import Finding, PriorFinding
 from . import render_findings, render_prior
 
 
-def user_message(findings: Sequence[Finding], prior: Sequence[Finding] = ()) -> str:
+def user_message(findings: Sequence[Finding], prior: Sequence[PriorFinding] = ()) -> str:
     text = render_findings(findings, ids=True)
     return prompts.render(
         "aggregate", prior=render_prior(prior), findings=text, boundary=prompts.boundary(text)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .. import prompts
 from ..config import Config
-from ..models import Diff, FileDiff, Finding
+from ..models import Diff, FileDiff, Finding, PriorFinding
 from ..pricing import estimate_tokens
 from . import render_findings, render_prior
 
@@ -56,7 +56,7 @@ def render_files(diff: Diff, budget: int) -> tuple[str, str]:
     return cut, "changed lines only, each file cut to its share of the budget"
 
 
-def user_message(diff: Diff, findings: Sequence[Finding], config: Config, prior: Sequence[Finding] = ()) -> tuple[str, str | None]:
+def user_message(diff: Diff, findings: Sequence[Finding], config: Config, prior: Sequence[PriorFinding] = ()) -> tuple[str, str | None]:
     """The cross-file prompt, and a note when the diff had to be compressed."""
     findings_text = render_findings(findings)
     prior_text = render_prior(prior)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .. import prompts
 from ..config import Config
-from ..models import FileDiff, Finding, Hunk
+from ..models import FileDiff, Finding, Hunk, PriorFinding
 from ..pricing import estimate_tokens
 from . import render_prior
 
@@ -87,7 +87,7 @@ def _groups(file: FileDiff, budget: int) -> list[list[Hunk]]:
     return groups
 
 
-def tasks(file: FileDiff, config: Config, prior: Sequence[Finding] = ()) -> list[FileTask]:
+def tasks(file: FileDiff, config: Config, prior: Sequence[PriorFinding] = ()) -> list[FileTask]:
     """The per-file calls for `file`, each within the token budget."""
     prior_text = render_prior(prior)
     budget = max(500, config.per_file_token_budget - _OVERHEAD_TOKENS - estimate_tokens(prior_text))

@@ -3,9 +3,14 @@
 Contract with GitHub (shared/specs/github.md):
 - one review per run (`POST .../pulls/{n}/reviews`, event COMMENT, commit_id =
   the head SHA reviewed) carrying every inline comment;
-- every finding we post carries a hidden marker with its JSON, so a later run
-  knows what was said; only markers in comments authored by our own identity
-  are trusted, and their JSON must validate against the finding schema;
+- every finding we post carries a compact hidden marker (its fingerprint, place,
+  verdict, the start of its issue and a hash of its code), so a later run knows
+  what was said and where; only markers in comments authored by our own
+  identity are trusted, and they must validate against the finding schema;
+- every finding the model returned is accounted for on the pull request itself
+  (`Ledger`): inline, listed in the review body, in follow-up comments when the
+  body is full, or counted in the summary comment (repeats, merged, over the
+  limits, rejected) -- never only in the step summary;
 - a 422 never loses a finding: offending comments move to the review body;
 - POSTs are not retried blindly: after a 5xx or a timeout we look for the
   review we may already have created (by its run id) before posting again.
@@ -17,14 +22,14 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 from .. import findings as findings_mod
-from .. import schemas
+from .. import identity, schemas
 from ..config import Config
 from ..errors import ServiceError
-from ..models import SEVERITY_RANK, Diff, Finding, ReviewResult
+from ..models import SEVERITY_RANK, Diff, Finding, PriorFinding, ReviewResult
 from ..pricing import usd
 from ..redact import redact
 from ..source import PullRequest, graphql_read, transient_wait
@@ -58,12 +63,52 @@ def read_markers(body: str | None) -> list[tuple[str, Any]]:
     return out
 
 
-def _finding_from_marker(data: Any) -> Finding | None:
-    if not isinstance(data, dict) or schemas.first_error(schemas.load("finding"), data) is not None:
+_MARKED_ISSUE = 300
+"""Characters of the issue a marker keeps: enough to match a restatement, not the whole text twice."""
+
+
+_CONTEXT = 3
+"""Lines either side of a finding whose code a marker hashes as its context."""
+
+
+def finding_marker(f: Finding, code: str = "", context: str = "") -> str:
+    """The compact marker of a posted finding: what a re-review needs, not the whole finding.
+
+    `code` is the code at the anchor, `context` the code `_CONTEXT` lines
+    around it; both are kept as short hashes (`identity.code_hash`).
+    """
+    data: dict[str, Any] = {
+        "fp": f.fingerprint, "file": f.file, "side": f.side, "severity": f.severity,
+        "category": f.category, "issue": _clip(f.issue, _MARKED_ISSUE), "pass": f.pass_,
+    }
+    if f.line is not None:
+        data.update(line=f.line, code=identity.code_hash(code), ctx=identity.code_hash(context))
+    if f.end_line is not None:
+        data["end_line"] = f.end_line
+    if f.confidence is not None:
+        data["confidence"] = f.confidence
+    return marker("f", data)
+
+
+def _finding_from_marker(kind: str, data: Any) -> tuple[Finding, str, str] | None:
+    """(finding, code hash, context hash) of one of our markers; None when it is not valid.
+
+    `f` is the compact marker; `finding` the full JSON older versions wrote.
+    """
+    if not isinstance(data, dict):
         return None
-    if "fingerprint" not in data:
+    code = context = ""
+    if kind == "f":
+        data = dict(data)
+        code, context = data.pop("code", ""), data.pop("ctx", "")
+        if "fp" not in data or not all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{0,12}", h) for h in (code, context)):
+            return None
+        data["fingerprint"] = data.pop("fp")
+    elif kind != "finding" or "fingerprint" not in data:
         return None
-    return Finding.from_dict(data)
+    if schemas.first_error(schemas.load("finding"), data) is not None:
+        return None
+    return Finding.from_dict(data), code, context
 
 
 # --- reading what earlier runs posted ----------------------------------------------
@@ -75,7 +120,11 @@ class Posted:
 
     finding: Finding
     comment_id: int | None = None
-    """Top-level inline comment; None when the finding was listed in a review body."""
+    """Top-level inline comment; None when the finding was listed in a review body or a follow-up."""
+    code: str = ""
+    """Hash of the code the finding pointed at when posted (`identity.code_hash`); "" when unknown."""
+    context: str = ""
+    """Hash of the code around it when posted; "" when unknown."""
     thread_id: str | None = None
     resolved: bool = False
     resolved_by_tool: bool = False
@@ -95,14 +144,22 @@ class PriorState:
     posted: list[Posted] = field(default_factory=list)
     summary: Any = None
     notes: list[str] = field(default_factory=list)
+    now: dict[int, tuple[int | None, int | None] | None] = field(default_factory=dict)
+    """Index in `posted` -> (line, end_line) of its code at the head under review, None when the code is gone;
+    absent when the line stands as recorded (see `relocate`)."""
+
+    @property
+    def open_index(self) -> tuple[int, ...]:
+        """Indexes in `posted` of the findings still open: the ones a re-review shows the model."""
+        return tuple(j for j, p in enumerate(self.posted) if not p.resolved and not p.dismissed)
+
+    @property
+    def open(self) -> tuple[Posted, ...]:
+        return tuple(p for p in self.posted if not p.resolved and not p.dismissed)
 
     @property
     def open_findings(self) -> tuple[Finding, ...]:
-        return tuple(p.finding for p in self.posted if not p.resolved and not p.dismissed)
-
-    @property
-    def fingerprints(self) -> set[str]:
-        return {p.finding.fingerprint for p in self.posted}
+        return tuple(p.finding for p in self.open)
 
 
 def own_login(gh: Any, config: Config) -> str:
@@ -163,14 +220,17 @@ def read_prior(gh: Any, pr: PullRequest, config: Config) -> PriorState:
                 if kind == "summary" and isinstance(data, dict):
                     state.summary = comment
                     state.last_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
+                elif parsed := _finding_from_marker(kind, data):
+                    # Listed in a follow-up comment: a review body was full.
+                    state.posted.append(Posted(parsed[0], code=parsed[1], context=parsed[2]))
         for review in pull.get_reviews():
             if review.user is None or review.user.login != login:
                 continue
             for kind, data in read_markers(review.body):
                 if kind == "review" and isinstance(data, dict) and isinstance(data.get("sha"), str):
                     last_review_sha = data["sha"]
-                elif kind == "finding" and (finding := _finding_from_marker(data)):
-                    state.posted.append(Posted(finding))
+                elif parsed := _finding_from_marker(kind, data):
+                    state.posted.append(Posted(parsed[0], code=parsed[1], context=parsed[2]))
         comments = list(pull.get_review_comments())
     except GithubException as exc:
         raise ServiceError(f"GitHub answered {exc.status} while reading earlier comments") from None
@@ -188,13 +248,15 @@ def read_prior(gh: Any, pr: PullRequest, config: Config) -> PriorState:
     for c in comments:
         if c.in_reply_to_id or c.user is None or c.user.login != login:
             continue
-        found = [f for kind, data in read_markers(c.body) if kind == "finding" and (f := _finding_from_marker(data))]
+        found = [parsed for kind, data in read_markers(c.body) if (parsed := _finding_from_marker(kind, data))]
         if not found:
             continue
         answers = replies.get(c.id, [])
         thread = threads.get(c.id, {})
         state.posted.append(Posted(
-            finding=found[0],
+            finding=found[0][0],
+            code=found[0][1],
+            context=found[0][2],
             comment_id=c.id,
             thread_id=thread.get("id"),
             resolved=bool(thread.get("isResolved")),
@@ -221,6 +283,54 @@ def changed_since(gh: Any, pr: PullRequest, last_sha: str | None) -> frozenset[s
     return frozenset(f.filename for f in files) | frozenset(f.previous_filename for f in files if f.previous_filename)
 
 
+# --- relocating and matching what was posted -------------------------------------------
+
+_RELOCATE_LIMIT = 400
+"""Lines a posted finding's code is looked for away from its old line."""
+
+_UNKNOWN = object()
+
+
+def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> None:
+    """Find where each posted finding's code is at the head under review (`PriorState.now`).
+
+    A file not changed since the last review keeps its lines. Otherwise the
+    line holding the same code nearest to the old one wins; None means the
+    code is gone. A finding without a code hash (file-level, or posted by an
+    older version) keeps its recorded line.
+    """
+    prior.now = {}
+    for j, p in enumerate(prior.posted):
+        f = p.finding
+        if f.line is None or not p.code or (changed is not None and f.file not in changed):
+            continue
+        current = diff.get(f.file)
+        if current is None:
+            continue
+        found = identity.relocate(f.line, f.end_line, p.code, lambda n: current.line_text(n, f.side), _RELOCATE_LIMIT)
+        if found is None and f.side == "RIGHT" and current.head_text is None:
+            continue  # only the hunks are known: no proof the code is gone
+        prior.now[j] = found
+
+
+def shown_to_model(prior: PriorState, head_sha: str) -> tuple[PriorFinding, ...]:
+    """The open posted findings as the re-review's prompts show them: ids, current lines, or where they were."""
+    out = []
+    for k, j in enumerate(prior.open_index, 1):
+        p = prior.posted[j]
+        f = p.finding
+        was = None
+        if j in prior.now:
+            place = prior.now[j]
+            if place is None:
+                was = f"{'line ' + str(f.line) if f.end_line is None else f'lines {f.line}-{f.end_line}'} at {(prior.last_sha or 'the last review')[:12]} (its code has changed since)"
+                f = f.with_(line=None, end_line=None)
+            else:
+                f = f.with_(line=place[0], end_line=place[1])
+        out.append(PriorFinding(f"P{k}", f, was, head_sha))
+    return tuple(out)
+
+
 # --- deciding what to say ------------------------------------------------------------
 
 
@@ -229,10 +339,23 @@ class Outcome:
     new: tuple[Finding, ...]
     still_open: tuple[Posted, ...]
     resolved: tuple[Posted, ...]
-    suppressed: int
+    repeats: tuple[tuple[Finding, Posted], ...] = ()
+    """Findings of this run that restate one posted earlier, and the one each restates: counted, not posted."""
+
+    @property
+    def suppressed(self) -> int:
+        return len(self.repeats)
 
 
-def _lines_changed(p: Posted, diff: Diff, changed: frozenset[str] | None) -> bool:
+def _window(diff: Diff, f: Finding, line: int, end: int | None) -> str:
+    file = diff.get(f.file)
+    if file is None:
+        return ""
+    return findings_mod.code_at(file, max(1, line - _CONTEXT), (end or line) + _CONTEXT, f.side)
+
+
+def _lines_changed(j: int, p: Posted, prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> bool:
+    """Whether the code at or around a posted finding changed since it was posted."""
     f = p.finding
     if changed is not None and f.file not in changed:
         return False
@@ -241,31 +364,42 @@ def _lines_changed(p: Posted, diff: Diff, changed: frozenset[str] | None) -> boo
     current = diff.get(f.file)
     if current is None or f.line is None:
         return True
-    if f.line not in current.commentable(f.side):
-        return True
-    code = findings_mod.code_at(current, f.line, f.end_line, f.side)
-    return findings_mod.fingerprint(f.file, f.category, f.side, code, f.issue) != f.fingerprint
+    if j in prior.now:
+        place = prior.now[j]
+        if place is None:
+            return True  # its code is gone
+        # The line itself is still there: changed when the lines around it changed (a guard added above...).
+        return bool(p.context) and identity.code_hash(_window(diff, f, place[0], place[1])) != p.context
+    return f.line not in current.commentable(f.side)
 
 
-def decide(prior: PriorState, result: ReviewResult, diff: Diff, changed: frozenset[str] | None) -> Outcome:
-    """New findings, those still open, and those fixed since the last review.
+def decide(prior: PriorState, result: ReviewResult, diff: Diff, changed: frozenset[str] | None,
+           shown: Sequence[PriorFinding] = ()) -> Outcome:
+    """New findings, repeats of posted ones, those still open, and those fixed since the last review.
 
-    A finding already posted is never posted again, whatever its wording or line
-    now. A prior finding is resolved only when it is no longer reported, its
-    lines changed, and no person took over its thread.
+    A finding that is the same problem as one posted earlier (README: A
+    finding's identity) is never posted again: it is counted as a repeat,
+    naming what it repeats. A prior finding is resolved only when no finding
+    restates it, its code or the code around it changed, and no person took
+    over its thread. `shown` are the prior findings with the ids the model saw.
     """
-    known = prior.fingerprints
-    new = tuple(f for f in result.findings if f.fingerprint not in known)
-    reported = {f.fingerprint for f in result.findings}
+    earlier = [p.finding for p in prior.posted]
+    lines = {j: (place[0] if place is not None else earlier[j].line) for j, place in prior.now.items()}
+    ids = {p.id: prior.open_index[k] for k, p in enumerate(shown) if k < len(prior.open_index)}
+    citations = {i: ids[f.repeats] for i, f in enumerate(result.findings) if f.repeats in ids}
+    pairs = identity.match(result.findings, earlier, lines, citations)
+    new = tuple(f for i, f in enumerate(result.findings) if i not in pairs)
+    repeats = tuple((result.findings[i], prior.posted[j]) for i, j in sorted(pairs.items()))
+    reported = set(pairs.values())
     still_open, resolved = [], []
-    for p in prior.posted:
+    for j, p in enumerate(prior.posted):
         if p.resolved or p.dismissed:
             continue
-        if p.finding.fingerprint not in reported and _lines_changed(p, diff, changed):
+        if j not in reported and _lines_changed(j, p, prior, diff, changed):
             resolved.append(p)
         else:
             still_open.append(p)
-    return Outcome(new, tuple(still_open), tuple(resolved), len(result.findings) - len(new))
+    return Outcome(new, tuple(still_open), tuple(resolved), repeats)
 
 
 # --- composing the review ------------------------------------------------------------
@@ -275,20 +409,28 @@ def _clip(text: str, limit: int = _MAX_ISSUE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def comment_body(f: Finding) -> str:
+def _code_of(f: Finding, diff: Diff | None) -> tuple[str, str]:
+    """(anchor code, code around it) of a finding, for its marker."""
+    file = diff.get(f.file) if diff is not None else None
+    if file is None or f.line is None:
+        return "", ""
+    return findings_mod.code_at(file, f.line, f.end_line, f.side), _window(diff, f, f.line, f.end_line) if diff else ""
+
+
+def comment_body(f: Finding, diff: Diff | None = None) -> str:
     conf = "" if f.confidence is None else f" · confidence {f.confidence:.2f}"
     parts = [f"**{f.severity}** · {f.category}{conf}", "", safe(_clip(f.issue))]
     if f.suggestion:
         parts += ["", "Fix: " + safe(_clip(f.suggestion))]
     if f.replacement is not None and f.side == "RIGHT":
         parts += ["", fence(f.replacement, "suggestion")]
-    parts += ["", marker("finding", f.to_dict())]
+    parts += ["", finding_marker(f, *_code_of(f, diff))]
     return redact("\n".join(parts))
 
 
-def inline_comment(f: Finding) -> dict[str, Any]:
+def inline_comment(f: Finding, diff: Diff | None = None) -> dict[str, Any]:
     assert f.line is not None
-    comment: dict[str, Any] = {"path": f.file, "body": comment_body(f), "side": f.side}
+    comment: dict[str, Any] = {"path": f.file, "body": comment_body(f, diff), "side": f.side}
     if f.end_line is not None:
         comment.update(start_line=f.line, start_side=f.side, line=f.end_line)
     else:
@@ -296,8 +438,28 @@ def inline_comment(f: Finding) -> dict[str, Any]:
     return comment
 
 
-def _listed(f: Finding) -> str:
-    return "- " + finding_block(f.with_(issue=_clip(f.issue), suggestion=_clip(f.suggestion) if f.suggestion else None)).replace("\n", "\n  ") + "\n  " + marker("finding", f.to_dict())
+_LISTED_ISSUE = 1_500
+_LISTED_CODE = 800
+
+
+def listed(f: Finding, diff: Diff | None = None) -> str:
+    """One finding as a compact list entry of a review body or follow-up comment, marker included."""
+    conf = "" if f.confidence is None else f" · confidence {f.confidence:.2f}"
+    out = f"- **{f.severity}** · `{safe(location(f))}` · {f.category}{conf}: {safe(_clip(f.issue, _LISTED_ISSUE))}"
+    if f.suggestion:
+        out += "\n  Fix: " + safe(_clip(f.suggestion, _LISTED_ISSUE))
+    if f.replacement and len(f.replacement) <= _LISTED_CODE:
+        out += "\n  " + fence(f.replacement).replace("\n", "\n  ")
+    elif f.replacement:
+        out += "\n  (proposed code: in the run's report)"
+    return out + "\n  " + finding_marker(f, *_code_of(f, diff)) + "\n"
+
+
+_SECTIONS = (
+    ("unanchored", "Findings outside the diff", False),
+    ("over_cap", "More findings (over the inline comment limit)", False),
+    ("verify", "For a human to verify (low confidence)", True),
+)
 
 
 @dataclass
@@ -307,41 +469,66 @@ class Composed:
     verify: list[Finding]
     over_cap: list[Finding]
 
-    def body(self, pr: PullRequest, run_id: str, result: ReviewResult, outcome: Outcome) -> str:
+    def listings(self, pr: PullRequest, run_id: str, result: ReviewResult, outcome: Outcome,
+                 diff: Diff | None = None) -> tuple[str, list[str], dict[str, int]]:
+        """The review body and the follow-up comments for what does not fit in it.
+
+        Returns (body, follow-ups, counts): counts of findings listed in the
+        body, in follow-ups, and how many of those are low confidence.
+        """
         c = counts(list(outcome.new))
-        head = [
-            f"### reviewer: {len(outcome.new)} new finding(s) on {pr.head_sha[:7]}",
-            "",
+        head = (
+            f"### reviewer: {len(outcome.new)} new finding(s) on {pr.head_sha[:7]}\n\n"
             f"{c['critical']} critical · {c['warning']} warning · {c['info']} info"
-            + (f" · {outcome.suppressed} already reported" if outcome.suppressed else "")
-            + (f" · {len(result.failed)} file(s) failed" if result.failed else ""),
-        ]
-        sections: list[tuple[str, list[Finding], bool]] = [
-            ("Findings outside the diff", self.unanchored, False),
-            ("More findings (over the inline comment limit)", self.over_cap, False),
-            ("For a human to verify (low confidence)", self.verify, True),
-        ]
-        out = "\n".join(head) + "\n"
-        budget = _BODY_BUDGET - len(out)
-        left_out = 0
-        for title, items, collapsed in sections:
+            + (f" · {outcome.suppressed} repeat(s) of earlier findings, not posted again" if outcome.suppressed else "")
+            + (f" · {len(result.failed)} file(s) failed" if result.failed else "")
+            + "\n"
+        )
+        pages: list[list[str]] = [[head]]
+        sizes = [len(head)]
+        where = {"body": 0, "followups": 0, "low_confidence": 0}
+        for key, title, collapsed in _SECTIONS:
+            items: list[Finding] = getattr(self, key)
             if not items:
                 continue
-            block = [f"\n<details><summary>{title} ({len(items)})</summary>\n" if collapsed else f"\n**{title}** ({len(items)})\n"]
+            opened = -1
             for f in items:
-                entry = _listed(f) + "\n"
-                if len(entry) + sum(map(len, block)) > budget:
-                    left_out += 1
-                    continue
-                block.append(entry)
+                entry = listed(f, diff)
+                if opened != len(pages) - 1:
+                    # A section starts (again) on this page.
+                    heading = (f"\n<details><summary>{title} ({len(items)})</summary>\n\n" if collapsed
+                               else f"\n**{title}** ({len(items)})\n\n")
+                    entry = heading + entry
+                closing = "\n</details>\n" if collapsed else ""
+                if sizes[-1] + len(entry) + len(closing) > _BODY_BUDGET and sizes[-1] > len(head):
+                    if collapsed and opened == len(pages) - 1:
+                        pages[-1].append(closing)
+                    followup_head = (f"### reviewer: findings continued on {pr.head_sha[:7]}\n\n"
+                                     "The review body was full; these findings belong to the same review.\n")
+                    pages.append([followup_head])
+                    sizes.append(len(followup_head))
+                    heading = (f"\n<details><summary>{title} ({len(items)}, continued)</summary>\n\n" if collapsed
+                               else f"\n**{title}** ({len(items)}, continued)\n\n")
+                    entry = heading + listed(f, diff)
+                opened = len(pages) - 1
+                pages[-1].append(entry)
+                sizes[-1] += len(entry)
+                where["body" if len(pages) == 1 else "followups"] += 1
+                where["low_confidence"] += key == "verify"
             if collapsed:
-                block.append("\n</details>\n")
-            text = "".join(block)
-            budget -= len(text)
-            out += text
-        if left_out:
-            out += f"\n{left_out} more finding(s) did not fit in this review; they are in the run's report.\n"
-        return redact(out) + "\n" + marker("review", {"sha": pr.head_sha, "run": run_id})
+                pages[-1].append("\n</details>\n")
+                sizes[-1] += len("\n</details>\n")
+        texts = [redact("".join(page)) for page in pages]
+        total = len(texts) - 1
+        if total:
+            texts[0] += f"\n{where['followups']} more finding(s) did not fit in this review body: they are listed in {total} follow-up comment(s) below.\n"
+        body = texts[0] + "\n" + marker("review", {"sha": pr.head_sha, "run": run_id})
+        followups = [t + f"\n<sub>part {k} of {total}</sub>\n" + marker("followup", {"sha": pr.head_sha, "run": run_id, "part": k})
+                     for k, t in enumerate(texts[1:], 1)]
+        return body, followups, where
+
+    def body(self, pr: PullRequest, run_id: str, result: ReviewResult, outcome: Outcome) -> str:
+        return self.listings(pr, run_id, result, outcome)[0]
 
 
 def compose(new: Sequence[Finding], config: Config) -> Composed:
@@ -367,8 +554,13 @@ class Posting:
     review_url: str | None = None
     inline: int = 0
     in_body: int = 0
+    in_followups: int = 0
+    followups: int = 0
+    low_confidence: int = 0
     resolved: int = 0
     notes: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    """Lines the summary comment had no room for; the caller adds them to the run's report."""
 
 
 def _find_review(pull: Any, login: str, run_id: str) -> Any:
@@ -409,7 +601,7 @@ def _errors_text(exc: Any) -> str:
 
 def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior: PriorState, config: Config,
          diff: Diff) -> Posting:
-    """Post the review, resolve fixed threads and update the summary comment."""
+    """Post the review (and follow-ups when its body is full), resolve fixed threads, update the summary."""
     from github import GithubException
 
     posting = Posting()
@@ -417,6 +609,7 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
     repo = gh.get_repo(pr.repo)
     pull = repo.get_pull(pr.number)
     composed = compose(outcome.new, config)
+    followups: list[str] = []
     if outcome.new:
         commit = repo.get_commit(pr.head_sha)
         attempts: list[list[Finding]] = []
@@ -424,11 +617,13 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
             if not attempts or attempt != attempts[-1]:  # the same comments would be refused again
                 attempts.append(attempt)
         for inline in attempts:
-            moved = [f for f in composed.inline if f not in inline]
+            # By identity, not equality: a retry may have moved a finding to one line.
+            kept = {f.fingerprint for f in inline}
+            moved = [f for f in composed.inline if f.fingerprint not in kept]
             draft = Composed(inline, composed.unanchored + moved, composed.verify, composed.over_cap)
+            body, followups, where = draft.listings(pr, run_id, result, outcome, diff)
             try:
-                review = _create_review(pull, commit, draft.body(pr, run_id, result, outcome),
-                                        [inline_comment(f) for f in inline], prior.login, run_id)
+                review = _create_review(pull, commit, body, [inline_comment(f, diff) for f in inline], prior.login, run_id)
             except GithubException as exc:
                 if exc.status != 422 or not inline:
                     raise ServiceError(f"GitHub refused the review ({exc.status}): {_errors_text(exc)}") from None
@@ -436,11 +631,41 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
                 continue
             posting.review_url = getattr(review, "html_url", None)
             posting.inline = len(inline)
-            posting.in_body = len(outcome.new) - len(inline)
+            posting.in_body = where["body"]
+            posting.in_followups = where["followups"]
+            posting.low_confidence = where["low_confidence"]
             break
+    for part, text in enumerate(followups, 1):
+        _create_comment_once(pull, text, prior.login, run_id, part)
+        posting.followups += 1
     posting.resolved = _resolve(gh, pull, outcome.resolved, pr, config, posting)
     _summary(pull, prior, pr, result, outcome, run_id, posting)
     return posting
+
+
+def _create_comment_once(pull: Any, body: str, login: str, run_id: str, part: int, sleep: Any = time.sleep) -> Any:
+    """POST a follow-up comment at most once in effect, like `_create_review`."""
+    from github import GithubException
+
+    last: Exception | None = None
+    for attempt in range(4):
+        if attempt:
+            for comment in pull.get_issue_comments():
+                if comment.user and comment.user.login == login and any(
+                        kind == "followup" and isinstance(d, dict) and d.get("run") == run_id and d.get("part") == part
+                        for kind, d in read_markers(comment.body)):
+                    return comment
+        try:
+            return pull.create_issue_comment(body)
+        except Exception as exc:  # noqa: BLE001 - classified just below
+            wait = transient_wait(exc)
+            if wait is None:
+                if isinstance(exc, GithubException):
+                    raise ServiceError(f"GitHub refused a follow-up comment ({exc.status}): {_errors_text(exc)}") from None
+                raise
+            last = exc
+            sleep(wait * (attempt + 1))
+    raise ServiceError(f"GitHub did not accept a follow-up comment after 4 attempts: {last}")
 
 
 def _added_only(inline: Sequence[Finding], diff: Diff) -> list[Finding]:
@@ -493,11 +718,82 @@ def _resolve(gh: Any, pull: Any, fixed: Iterable[Posted], pr: PullRequest, confi
     return done
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """Where every finding the model returned went, as the summary comment shows it.
+
+    The conservation law: returned = inline + body + follow-ups + repeats +
+    merged + over the limits + rejected (low-confidence findings are listed in
+    the body or a follow-up, and counted there).
+    """
+
+    returned: int
+    inline: int
+    body: int
+    followups: int
+    low_confidence: int
+    repeats: int
+    merged: int
+    over_limit: int
+    rejected: int
+
+    @classmethod
+    def of(cls, result: ReviewResult, outcome: Outcome, posting: Posting) -> Ledger:
+        t = result.tally
+        return cls(t.returned, posting.inline, posting.in_body, posting.in_followups, posting.low_confidence,
+                   outcome.suppressed, t.merged, t.over_limit_total, t.rejected_total)
+
+    @property
+    def accounted(self) -> int:
+        return self.inline + self.body + self.followups + self.repeats + self.merged + self.over_limit + self.rejected
+
+    def table(self) -> list[str]:
+        return [
+            f"Where the {self.returned} finding(s) the model returned went:",
+            "",
+            "| inline | review body | follow-up comments | repeats of earlier findings | merged duplicates | over the limits | not in the diff |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {self.inline} | {self.body} | {self.followups} | {self.repeats} | {self.merged} | {self.over_limit} | {self.rejected} |",
+            "",
+            *([f"{self.low_confidence} of the listed findings are low confidence, in the \"For a human to verify\" sections."]
+              if self.low_confidence else []),
+        ]
+
+
+_LIST_LINE = 300
+
+
+def _bounded(title: str, lines: Sequence[str], budget: int, where: str) -> tuple[list[str], list[str]]:
+    """A titled list within `budget` characters: (the lines shown, the entries left out).
+
+    What is left out is counted in the list itself, with where the full list is.
+    """
+    if not lines:
+        return [], []
+    shown = ["", title]
+    size = len(title) + 1
+    for k, line in enumerate(lines):
+        entry = "- " + _clip(line, _LIST_LINE)
+        if size + len(entry) + 1 > budget:
+            rest = list(lines[k:])
+            shown.append(f"- … and {len(rest)} more, {where}")
+            return shown, rest
+        shown.append(entry)
+        size += len(entry) + 1
+    return shown, []
+
+
 def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, posting: Posting, run_id: str) -> str:
+    """The sticky summary comment: counts, the ledger, and every list with its cuts counted.
+
+    Lists that do not fit say how many entries they left out; those entries go
+    to `posting.left_out`, which the caller adds to the run's report.
+    """
     open_now = list(outcome.new) + [p.finding for p in outcome.still_open]
     c = counts(open_now)
     u = result.usage
     cost = usd(result.cost_usd)
+    ledger = Ledger.of(result, outcome, posting)
     lines = [
         "## reviewer summary",
         "",
@@ -508,23 +804,38 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
         "|---:|---:|---:|---:|---:|---:|",
         f"| {c['critical']} | {c['warning']} | {c['info']} | {len(result.reviewed)} | {len(result.skipped)} | {len(result.failed)} |",
         "",
+        *ledger.table(),
     ]
     if posting.review_url:
-        lines.append(f"Review: {posting.review_url}")
-    if result.failed:
-        lines += ["", "Failed files:"] + [f"- `{safe(f.path)}`: {safe(f.error)}" for f in result.failed]
-    if result.skipped:
-        lines += ["", "<details><summary>Skipped files</summary>", ""]
-        lines += [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped[:200]]
-        lines += ["", "</details>"]
-    notes = list(result.notes) + posting.notes
-    if notes:
-        lines += ["", "Notes:"] + [f"- {safe(_clip(n, 500))}" for n in notes[:50]]
+        lines.append(f"Review: {posting.review_url}" + (f" (and {posting.followups} follow-up comment(s))" if posting.followups else ""))
+    report = "in the run's report (the Actions step summary, or --output)"
+    t = result.tally
+    if t.over_limit:
+        top = ", ".join(f"`{safe(path)}` ({n})" for path, n in t.over_limit[:10])
+        more = f", and {len(t.over_limit) - 10} more file(s)" if len(t.over_limit) > 10 else ""
+        lines += ["", f"**{ledger.over_limit} finding(s) over the limits were counted, not kept.** Files carrying most: {top}{more}."]
+    budget = _BODY_BUDGET - sum(len(x) + 1 for x in lines) - 2_000
+    sections: list[tuple[str, list[str], str]] = [
+        ("Failed files:", [f"`{safe(f.path)}`: {safe(f.error)}" for f in result.failed], report),
+        ("Repeats of earlier findings (not posted again):",
+         [f"`{safe(location(new))}` repeats `{safe(location(old.finding))}`: {safe(_clip(old.finding.issue, 120))}"
+          for new, old in outcome.repeats], report),
+        ("Findings not in the diff (rejected):",
+         [f"{r.count} on `{safe(r.path)}`: {safe(r.reason)}" for r in t.rejected], "listed in the run's JSON report (`stats.tally`)"),
+        ("Skipped files:", [f"`{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped], report),
+        ("Notes:", [safe(n) for n in list(result.notes) + posting.notes], report),
+    ]
+    for k, (title, items, where) in enumerate(sections):
+        share = budget // (len(sections) - k)
+        shown, rest = _bounded(title, items, share, where)
+        lines += shown
+        budget -= sum(len(x) + 1 for x in shown)
+        if rest and title.startswith(("Repeats", "Failed")):
+            posting.left_out += [f"{title[:-1].lower()}: {x}" for x in rest]
     lines += ["", f"<sub>{u.total_input:,} input tokens ({u.cache_read_input_tokens:,} from cache) · {u.output_tokens:,} output · {cost}</sub>"]
     text = "\n".join(lines)
-    if len(text) > _BODY_BUDGET:
-        text = text[:_BODY_BUDGET] + "\n…"
-    return redact(text) + "\n" + marker("summary", {"sha": pr.head_sha, "run": run_id})
+    data = {"sha": pr.head_sha, "run": run_id, "ledger": asdict(ledger)}
+    return redact(text) + "\n" + marker("summary", data)
 
 
 def _summary(pull: Any, prior: PriorState, pr: PullRequest, result: ReviewResult, outcome: Outcome,

@@ -1036,6 +1036,11 @@ class GitHubEmulator:
             r = self._repo_obj(repo, create=False)
             return [self._comment_json(self.base_url, r, c) for c in self._comments_of(repo, number)]
 
+    def commented_pulls(self) -> set[tuple[str, int]]:
+        """(repo, number) of every pull request that has an issue comment."""
+        with self._lock:
+            return {(c.repo, c.number) for c in self._issue_comments.values()}
+
     def issue_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         with self._lock:
             r = self._repo_obj(repo, create=False)

@@ -1,0 +1,97 @@
+"""A pull-request review, end to end: read the PR and what earlier runs posted,
+review, decide what is new, post.
+
+The CLI calls `run` and prints what it returns; nothing here prints or exits.
+Order of the flow (and of the requests it makes):
+
+1. the pull request and its files (`source.from_pull_request`), files at head
+   read lazily for the per-file pass;
+2. what earlier runs posted (`publish.github.read_prior`) and which files
+   changed since the last reviewed head (`changed_since`);
+3. posted findings relocated to the head under review, shown to the model with
+   ids it cites when it restates one (README: A finding's identity);
+4. the three passes (`engine.review`), only on changed files for a re-review;
+5. `decide`: new findings, repeats of posted ones, still open, resolved;
+6. `post` (with `--post`): one review, follow-ups when its body is full,
+   replies on fixed threads, the summary comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from . import diff as diff_mod
+from . import engine, source
+from .config import Config
+from .errors import UsageError
+from .models import Diff, Plan, ReviewResult, Skipped
+from .progress import Progress
+from .publish import github as github_pub
+
+
+@dataclass(frozen=True)
+class PullRequestRun:
+    """What a pull-request review did; exactly one of `plan`, `result` or `skipped` is set."""
+
+    pr: source.PullRequest
+    plan: Plan | None = None
+    result: ReviewResult | None = None
+    outcome: github_pub.Outcome | None = None
+    posting: github_pub.Posting | None = None
+    skipped: str | None = None
+    """Why nothing was reviewed (a draft, a head already reviewed)."""
+
+
+def parse(src: source.Source, config: Config, extra_skips: tuple[Skipped, ...] = ()) -> Diff:
+    """The diff of a source under the configuration's filters; the source is closed afterwards."""
+    try:
+        parsed = diff_mod.parse(
+            diff_mod.decode(src.data), ignore=config.ignore_globs, max_file_bytes=config.max_file_bytes,
+            read_head=src.read_head,
+        )
+    finally:
+        src.close()
+    return Diff(parsed.files, parsed.skipped + extra_skips) if extra_skips else parsed
+
+
+def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_run: bool = False,
+        skip_drafts: bool = False, progress: Progress | None = None,
+        require_credentials: Callable[[], None] | None = None) -> PullRequestRun:
+    """Review pull request `number` of `repo_name` (see the module docstring).
+
+    Raises UsageError for a missing or invisible pull request and ServiceError
+    when GitHub or the model fails with nothing to show.
+    """
+    if repo_name.count("/") != 1:
+        raise UsageError(f"--repo must be OWNER/NAME, not '{repo_name}'")
+    gh = source.github_client()
+    src, pr, no_patch = source.from_pull_request(gh, repo_name, number)
+    if pr.draft and skip_drafts:
+        src.close()
+        return PullRequestRun(pr, skipped=f"{repo_name}#{number} is a draft: not reviewed")
+    prior = github_pub.read_prior(gh, pr, config)
+    changed = github_pub.changed_since(gh, pr, prior.last_sha)
+    if changed is not None and src.read_head is not None:
+        # Fetch only the files the per-file pass will read again.
+        read_all = src.read_head
+        src.read_head = lambda paths: read_all([p for p in paths if p in changed])
+    parsed = parse(src, config, tuple(Skipped(path, reason) for path, reason in no_patch))
+    github_pub.relocate(prior, parsed, changed)
+    shown = github_pub.shown_to_model(prior, pr.head_sha)
+    earlier = engine.Prior(shown, pr.head_sha)
+    if dry_run:
+        return PullRequestRun(pr, plan=engine.plan(parsed, config, earlier, changed))
+    if changed is not None and not changed and prior.last_sha == pr.head_sha:
+        return PullRequestRun(pr, skipped=f"{repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; nothing to do")
+    if parsed.files and require_credentials is not None:
+        require_credentials()
+    result = engine.review(parsed, config, prior=earlier, only=changed, progress=progress)
+    result = replace(result, notes=result.notes + tuple(prior.notes))
+    outcome = github_pub.decide(prior, result, parsed, changed, shown)
+    posting = None
+    if post:
+        posting = github_pub.post(gh, pr, result, outcome, prior, config, parsed)
+        if posting.left_out:
+            result = replace(result, notes=result.notes + tuple(posting.left_out))
+    return PullRequestRun(pr, result=result, outcome=outcome, posting=posting)
