@@ -12,7 +12,10 @@ A request's life: planned -> (canary: answered synchronously) or submitting
 (an intent row, written before the create call) -> submitted (the batch id is
 known) -> succeeded | quarantined | failed | canceled | split. Errored and
 expired results go back to planned under a new custom_id (`-r<attempt>`)
-until `max_attempts`. Nothing is ever submitted twice: see `submit`.
+until `max_attempts`. Nothing is ever submitted twice: see `submit`. A part
+whose answer was quarantined or whose request the API rejected is remembered
+by its content key and left out of later runs until that key changes or
+`--retry-failed` asks for it; see `collect` and `plan`.
 
 The library never prints; it reports through a `Progress` (reviewer.progress) the CLI builds.
 """

@@ -7,6 +7,7 @@ Exit codes: 0 done (or still processing: a later `run`/`collect` continues);
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -53,6 +54,9 @@ def _planning(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--canary", type=click.IntRange(0, 100), default=3, show_default=True,
                      help="Requests sent synchronously and checked before any batch; 0 skips the canary."),
         click.option("--max-cost", type=click.FloatRange(0), metavar="USD", help="Refuse (exit 1) when the estimate is above this."),
+        click.option("--retry-failed", is_flag=True,
+                     help="Send again the parts left out because their unchanged content failed before "
+                          "(an invalid answer, a request the API rejected)."),
     ]):
         fn = decorator(fn)
     return fn
@@ -268,7 +272,8 @@ def _tokens(est: plan_mod.Estimate) -> str:
 
 def render_plan_text(p: plan_mod.Plan, active: Any = None) -> str:
     est = p.estimate
-    split = sum(1 for c in p.chunks if c.part == 1 and c.parts > 1)
+    per_file = collections.Counter(c.path for c in p.chunks)
+    split = sum(1 for n in per_file.values() if n > 1)
     commit = f" at {p.commit[:12]}" if p.commit else ""
     out = [
         f"reviewer audit plan of {p.repo_dir}{commit} (model {p.model}, prompt version {p.prompt_version})",
@@ -280,11 +285,20 @@ def render_plan_text(p: plan_mod.Plan, active: Any = None) -> str:
         f"cost      {usd(est.cost_usd, approx=True)} (batch price -50%, canary at the standard price, "
         f"prefix {'cached' if est.prefix_cached else 'too short to cache'})",
     ]
+    if p.left_out:
+        quarantined = sum(1 for x in p.left_out if x.failure.state == "quarantined")
+        out.append(f"left out  {len(p.left_out)} part(s) that failed before, unchanged since ({quarantined} "
+                   f"quarantined, {len(p.left_out) - quarantined} failed); --retry-failed sends them again")
+    if p.retried:
+        out.append(f"retrying  {p.retried} request(s) for parts that failed before (--retry-failed)")
     out += [f"note      {n}" for n in p.notes]
     if active is not None:
         out.append(f"note      run {active.id} is unfinished; `reviewer audit run` finishes it first")
     if p.skipped:
         out += ["", "skipped:"] + _listed([f"  {x.path}: {x.reason}" for x in p.skipped[:LISTED + 1]], len(p.skipped))
+    if p.left_out:
+        out += ["", "left out:"] + _listed([f"  {x.path}:{x.start}-{x.end}  {redact(x.why)}"
+                                           for x in p.left_out[:LISTED + 1]], len(p.left_out))
     if p.requests:
         lines = []
         for r in p.requests[:LISTED + 1]:
@@ -316,6 +330,10 @@ def render_plan_json(p: plan_mod.Plan) -> str:
                       "end_line": r.chunk.end, "tokens": r.chunk.tokens, "fanout": list(r.fanout)}
                      for r in p.requests],
         "carried_over": p.carried, "deduplicated": p.deduplicated,
+        "left_out": [{"file": x.path, "start_line": x.start, "end_line": x.end, "state": x.failure.state,
+                      "reason": redact(x.failure.reason), "run": x.failure.run_id, "failed_at": x.failure.failed_at,
+                      "custom_id": x.failure.custom_id} for x in p.left_out],
+        "retried": p.retried,
         "estimate": {"requests": est.requests, "canary": est.canary, "batches": est.batches,
                      "usage": est.usage.to_dict(), "cost_usd": est.cost_usd, "prefix_cached": est.prefix_cached},
         "notes": list(p.notes),

@@ -18,6 +18,13 @@ Per result:
 * expired (or missing from the results): sent again in a new batch under a new
   custom_id, until the run's `max_attempts`; then failed, with the reason.
 * canceled: final.
+
+A failure the part's own content explains (an invalid answer, a request the
+API rejected, a single line too long for the model) is remembered under its
+content key, so later runs leave the part out until the key changes; a
+transient one (errored, expired, a lost batch) is not, so the next run sends
+it again. An answer, or a transient failure, replaces what was remembered.
+A re-chunking is remembered too: later runs plan the parts, not the whole.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ def record_answer(store: Store, run: Run, req: Request, message: anthropic.types
         return None
     answer, problem = check_answer(message, schemas.findings_answer_schema())
     if answer is None:
-        store.set_request(req.id, state="quarantined", reason=problem)
+        fail(store, run, req, problem, state="quarantined")
         return problem
     lines = dict(enumerate(req.text.split("\n"), start=req.start_line))
     anchored: list[tuple[Finding, str]] = []
@@ -73,7 +80,21 @@ def record_answer(store: Store, run: Run, req: Request, message: anthropic.types
     for note in notes[:MAX_NOTES_PER_REQUEST] + ([flood] if flood else []):
         store.add_note(run.id, note)
     store.set_request(req.id, state="succeeded", reason=None)
+    store.forget_failure(req.key)
     return None
+
+
+def fail(store: Store, run: Run, req: Request, reason: str, *, state: str = "failed", transient: bool = False) -> None:
+    """`req` ends without an answer, inside the caller's transaction.
+
+    Unless `transient`, the failure is its content's: remembered under its key,
+    so the next run does not pay for it again (see the module docstring).
+    """
+    store.set_request(req.id, state=state, reason=reason)
+    if transient:
+        store.forget_failure(req.key)
+    else:
+        store.remember_failure(run.id, req, state, reason)
 
 
 def requeue(store: Store, run: Run, req: Request, reason: str) -> None:
@@ -83,7 +104,7 @@ def requeue(store: Store, run: Run, req: Request, reason: str) -> None:
         return
     attempt = req.attempt + 1
     if attempt >= run.max_attempts:
-        store.set_request(req.id, state="failed", reason=f"{reason} (after {attempt} attempt(s))")
+        fail(store, run, req, f"{reason} (after {attempt} attempt(s))", transient=True)
         return
     store.set_request(req.id, state="planned", attempt=attempt, custom_id=plan.retry_id(req.base_id, attempt),
                       batch_id=None, reason=reason)
@@ -93,7 +114,7 @@ def split(store: Store, run: Run, req: Request, why: str) -> None:
     """Replace `req` by requests for smaller parts of its lines, in the caller's transaction."""
     parts = plan.halves(req.text, req.start_line, req.tokens)
     if len(parts) < 2:
-        store.set_request(req.id, state="failed", reason=f"{why}, and a single line cannot be cut smaller")
+        fail(store, run, req, f"{why}, and a single line cannot be cut smaller")
         return
     children = []
     for start, text in parts:
@@ -117,6 +138,7 @@ def split(store: Store, run: Run, req: Request, why: str) -> None:
         "INSERT OR REPLACE INTO run_chunks (run_id, path, start_line, end_line, key) VALUES (?, ?, ?, ?, ?)",
         [(run.id, p, start, end, key) for p in paths for start, end, key, _, _ in children])
     store.set_request(req.id, state="split", reason=f"{why}: re-chunked into {len(children)} parts")
+    store.remember_split(run.id, req.key, [(start, end, key) for start, end, key, _, _ in children])
 
 
 def _error_of(result: Any) -> tuple[str, str]:
@@ -134,7 +156,7 @@ def handle(store: Store, run: Run, req: Request, result: Any) -> None:
         if _CONTEXT_LENGTH.search(message):
             split(store, run, req, f"too long for the model's context ({message[:200]})")
         elif error_type == "invalid_request_error":
-            store.set_request(req.id, state="failed", reason=f"the API rejected the request: {message[:500]}")
+            fail(store, run, req, f"the API rejected the request: {message[:500]}")
         else:
             requeue(store, run, req, f"errored: {error_type}: {message[:300]}")
     elif kind == "expired":
@@ -257,6 +279,21 @@ def _lost(store: Store, run: Run, batch_id: int, why: str) -> None:
         store.set_batch(batch_id, state="lost")
 
 
+def _prune_splits(store: Store, run: Run) -> None:
+    """Keep the re-chunkings this run's parts came from (a part may have been cut again)."""
+    live = {r[0] for r in store.db.execute("SELECT DISTINCT key FROM run_chunks WHERE run_id = ?", (run.id,))}
+    splits = store.splits()
+    grew = True
+    kept: set[str] = set()
+    while grew:
+        grew = False
+        for key, parts in splits.items():
+            if key not in kept and any(k in live or k in kept for _, _, k in parts):
+                kept.add(key)
+                grew = True
+    store.db.executemany("DELETE FROM splits WHERE key = ?", ((k,) for k in splits.keys() - kept))
+
+
 def complete(store: Store, run: Run) -> bool:
     """True when no request of `run` is waiting for anything."""
     return not store.open_requests(run.id) and not store.batches(run.id, OPEN_BATCH)
@@ -274,6 +311,8 @@ def finish(store: Store, run: Run, summary: dict[str, Any]) -> Run:
         db.execute("UPDATE requests SET text = NULL WHERE run_id = ?", (run.id,))
         if status == "completed":
             db.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM run_chunks WHERE run_id = ?)", (run.id,))
+            db.execute("DELETE FROM failures WHERE key NOT IN (SELECT key FROM run_chunks WHERE run_id = ?)", (run.id,))
+            _prune_splits(store, run)
             older = "SELECT id FROM runs WHERE id < ? AND status NOT IN ('active', 'canceling')"
             for table in ("run_files", "run_chunks", "requests", "batches", "submissions", "notes"):
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({older})", (run.id,))

@@ -7,11 +7,17 @@ The others are cut into chunks: line ranges whose rendered prompt stays under
 the token budget, cut preferably where a top-level block starts.
 
 A chunk's *key* hashes its text, its first line and everything else the model
-is given (prompt templates, model, cached prefix, output schema, max_tokens):
-two chunks with one key would get the same answer. So
+is given or the answer is judged by (prompt templates, model, cached prefix
+with the guidelines, output schema as sent and as checked, max_tokens): two
+chunks with one key would get the same answer. So
 
 * a key that already has a valid answer in the state is not sent again: its
   findings carry over (incremental audit);
+* a key whose last answer was quarantined, or whose request the API rejected,
+  is left out with that reason (`LeftOut`) unless `retry_failed`: sent again,
+  it would fail again at the same price;
+* a key the API found too long for the model was cut into parts: those parts
+  are planned instead of it;
 * chunks sharing a key (copied files, identical parts) are sent once, under the
   first path, and the findings fan out to every path holding that text.
 
@@ -29,7 +35,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .. import pricing, prompts, schemas
 from ..client import Prefix
@@ -39,6 +45,7 @@ from ..errors import UsageError
 from ..models import Skipped, Usage
 from ..source import git
 from . import Progress
+from .state import Failure
 
 # Output is unknown before the answers come back; a typical answer with a few findings.
 ESTIMATED_OUTPUT_TOKENS = 800
@@ -91,6 +98,22 @@ class PlannedRequest:
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """A part not sent because its unchanged content failed before for a reason of its own."""
+
+    path: str
+    start: int
+    end: int
+    failure: Failure
+
+    @property
+    def why(self) -> str:
+        f = self.failure
+        return (f"{f.state} on {f.failed_at[:10]} in run {f.run_id}: {f.reason}; unchanged since; "
+                "--retry-failed sends it again")
+
+
+@dataclass(frozen=True)
 class Estimate:
     requests: int
     canary: int
@@ -119,6 +142,10 @@ class Plan:
     notes: tuple[str, ...] = ()
     context: Context | None = None
     """What every request besides its part carries (prompt, schema, model); set by `build`."""
+    left_out: tuple[LeftOut, ...] = ()
+    """Parts whose key failed before and is unchanged: not sent (without `retry_failed`)."""
+    retried: int = 0
+    """Requests for keys that failed before, sent again because of `retry_failed`."""
 
 
 @dataclass(frozen=True)
@@ -138,10 +165,22 @@ class Context:
         prefix = Prefix.build(config.guidelines)
         schema = schemas.findings_model_schema()
         version = prompts.version()
-        digest = hashlib.sha256(json.dumps(
-            [version, model, list(prefix.blocks), schema, config.max_output_tokens], sort_keys=True
-        ).encode()).hexdigest()[:16]
+        digest = context_digest(version=version, model=model, blocks=list(prefix.blocks), sent_schema=schema,
+                                checked_schema=schemas.findings_answer_schema(), max_tokens=config.max_output_tokens)
         return cls(model, prefix, schema, config.max_output_tokens, version, digest)
+
+
+def context_digest(*, version: str, model: str, blocks: list[dict[str, Any]], sent_schema: dict[str, Any],
+                   checked_schema: dict[str, Any], max_tokens: int) -> str:
+    """The part of every content key that is not the part itself.
+
+    The schema an answer is checked against is hashed besides the one sent:
+    structured output drops some of its keywords, and a remembered quarantine
+    must not outlive a change to what counts as valid.
+    """
+    return hashlib.sha256(json.dumps(
+        [version, model, blocks, sent_schema, checked_schema, max_tokens], sort_keys=True
+    ).encode()).hexdigest()[:16]
 
 
 def private_dir(path: Path) -> None:
@@ -156,6 +195,15 @@ def chunk_key(context_digest: str, start: int, text: bytes) -> str:
     digest = hashlib.sha256(f"{context_digest}\0{start}\0".encode())
     digest.update(text)
     return digest.hexdigest()[:32]
+
+
+def as_sent(text: bytes) -> bytes:
+    """`text` as a request carries it: bytes that are not UTF-8 become U+FFFD.
+
+    The parts of a re-chunked request are keyed on this (they are cut from the
+    text that was sent), so reading them again from the file must match it.
+    """
+    return text.decode("utf-8", "replace").encode("utf-8", "surrogatepass")
 
 
 def custom_id(path: str, start: int, key: str) -> str:
@@ -314,13 +362,15 @@ def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
 
 
 def build(repo_dir: Path, config: Config, *, model: str | None = None, known: Iterable[str] = (),
-          include: Sequence[str] = (), exclude: Sequence[str] = (), chunk_tokens: int | None = None,
-          canary: int = 3, max_batch_requests: int = MAX_BATCH_REQUESTS,
+          failed: Mapping[str, Failure] | None = None, splits: Mapping[str, Sequence[tuple[int, int, str]]] | None = None,
+          retry_failed: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
+          chunk_tokens: int | None = None, canary: int = 3, max_batch_requests: int = MAX_BATCH_REQUESTS,
           max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress: Progress | None = None) -> Plan:
     """Walk `repo_dir` and plan the audit; reads files, sends nothing.
 
-    `known` are content keys that already have a valid answer (from the state).
-    Raises UsageError when `repo_dir` is not a git repository.
+    From the state: `known` content keys have a valid answer, `failed` ones a
+    remembered failure (left out unless `retry_failed`), `splits` ones were
+    cut into parts. Raises UsageError when `repo_dir` is not a git repository.
     """
     progress = progress or Progress()
     context = Context.build(config, model)
@@ -357,7 +407,7 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
         progress.advance()
     progress.stop()
     return _plan(repo_dir, config, context, files, skipped, chunks, known, canary, max_batch_requests,
-                 max_batch_bytes)
+                 max_batch_bytes, failed or {}, splits or {}, retry_failed)
 
 
 def _printable(path: str) -> str:
@@ -379,14 +429,43 @@ def _skip_reason(repo_dir: Path, mode: str, path: str, include: Sequence[str], e
     return _glob_reason(path, excludes)
 
 
+def _expand(chunk: Chunk, splits: Mapping[str, Sequence[tuple[int, int, str]]], depth: int = 0) -> list[Chunk]:
+    """`chunk`, or the parts an earlier run had to cut it into (and their parts, in turn)."""
+    parts = splits.get(chunk.key)
+    if not parts or depth > 32:
+        return [chunk]
+    lines = chunk.end - chunk.start + 1
+    out: list[Chunk] = []
+    for start, end, key in parts:
+        # The text is not read here: the tokens are the whole's, pro rata.
+        tokens = max(1, math.ceil(chunk.tokens * (end - start + 1) / lines))
+        out += _expand(Chunk(chunk.path, start, end, chunk.total, chunk.part, chunk.parts, key, tokens),
+                       splits, depth + 1)
+    return out
+
+
 def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], skipped: list[Skipped],
           chunks: list[Chunk], known: set[str], canary: int, max_batch_requests: int,
-          max_batch_bytes: int = DEFAULT_BATCH_BYTES) -> Plan:
+          max_batch_bytes: int = DEFAULT_BATCH_BYTES, failed: Mapping[str, Failure] | None = None,
+          splits: Mapping[str, Sequence[tuple[int, int, str]]] | None = None, retry_failed: bool = False) -> Plan:
+    failed = failed or {}
+    # The tree as walked, before any re-chunking: what `run` compares with the run it just finished.
+    tree = hashlib.sha256()
+    for c in chunks:
+        tree.update(f"{c.path}\0{c.start}\0{c.key}\n".encode("utf-8", "surrogateescape"))
+    for s in skipped:
+        tree.update(f"{s.path}\0{s.reason}\n".encode("utf-8", "surrogateescape"))
+    if splits:
+        chunks = [part for c in chunks for part in _expand(c, splits)]
     by_key: dict[str, list[Chunk]] = {}
     carried = 0
+    left_out: list[LeftOut] = []
     for c in chunks:
         if c.key in known:
             carried += 1
+            continue
+        if c.key in failed and not retry_failed:
+            left_out.append(LeftOut(c.path, c.start, c.end, failed[c.key]))
             continue
         by_key.setdefault(c.key, []).append(c)
     requests = []
@@ -395,11 +474,6 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
         requests.append(PlannedRequest(custom_id(lead.path, lead.start, lead.key), lead,
                                        tuple(c.path for c in group[1:])))
     deduplicated = sum(len(r.fanout) for r in requests)
-    tree = hashlib.sha256()
-    for c in chunks:
-        tree.update(f"{c.path}\0{c.start}\0{c.key}\n".encode("utf-8", "surrogateescape"))
-    for s in skipped:
-        tree.update(f"{s.path}\0{s.reason}\n".encode("utf-8", "surrogateescape"))
     estimate = estimate_cost(context, config, [r.chunk.tokens for r in requests], canary, max_batch_requests,
                              max_batch_bytes)
     notes = []
@@ -407,7 +481,8 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
         notes.append(pricing.unknown_price_note(context.model))
     return Plan(repo_dir, head_commit(repo_dir), context.model, context.prompt_version, tuple(files),
                 tuple(skipped), tuple(chunks), tuple(requests), carried, deduplicated,
-                tree.hexdigest()[:32], estimate, tuple(notes), context)
+                tree.hexdigest()[:32], estimate, tuple(notes), context, tuple(left_out),
+                sum(1 for r in requests if r.chunk.key in failed))
 
 
 def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], canary: int,
@@ -461,7 +536,8 @@ class ChunkReader:
                 raise UsageError(f"{chunk.path}: cannot read it again: {exc.strerror or exc}") from None
             self._path, self._lines = chunk.path, split_lines(data)
         text = b"\n".join(self._lines[chunk.start - 1:chunk.end])
-        if chunk_key(self.context.digest, chunk.start, text) != chunk.key:
+        if (chunk_key(self.context.digest, chunk.start, text) != chunk.key
+                and chunk_key(self.context.digest, chunk.start, as_sent(text)) != chunk.key):
             raise UsageError(f"{chunk.path} changed while the audit was being planned; run it again")
         return text.decode("utf-8", "replace")
 

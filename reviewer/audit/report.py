@@ -6,7 +6,9 @@ under its content key. A copy gets its own path and a fingerprint computed
 from its own path and the code the finding points at, so GitHub code scanning
 tracks each alert across nights (`partialFingerprints`) however the lines move.
 Parts with no valid answer are listed as problems with their final state and
-reason; nothing pending or failed is left out.
+reason, and whether the next run sends them again by itself; parts not sent
+because their unchanged content failed before are listed as left out, with
+that failure. Nothing pending or failed goes unlisted.
 
 The JSON document validates against `schemas/audit-report.schema.json`. The
 webhook POSTs `{"event": "audit.completed", "run", "summary"}` signed with
@@ -34,7 +36,7 @@ from ..pricing import usd
 from ..publish import counts, location, safe, sarif
 from ..publish.markdown import finding_block
 from ..redact import redact
-from .plan import private_dir
+from .plan import LeftOut, private_dir
 from .state import Run, Store
 
 FORMATS = {"json": "audit.json", "markdown": "audit.md", "sarif": "audit.sarif"}
@@ -52,6 +54,8 @@ class Problem:
     state: str
     reason: str
     custom_id: str | None
+    sent_again: bool = True
+    """Whether the next run sends it again by itself: false for a failure remembered by content key."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class AuditReport:
     usage: Usage
     cost_usd: float | None
     notes: tuple[str, ...]
+    left_out: tuple[LeftOut, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         by_severity = counts(list(self.findings))
@@ -83,6 +88,10 @@ class AuditReport:
             },
             "carried_over": self.run.carried,
             "deduplicated": self.run.deduplicated,
+            "left_out": {
+                **{s: sum(1 for x in self.left_out if x.failure.state == s) for s in ("quarantined", "failed")},
+                "total": len(self.left_out),
+            },
             "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
             "estimated_cost_usd": self.run.estimate_usd,
@@ -104,8 +113,14 @@ class AuditReport:
             "files_skipped": [{"file": s.path, "reason": s.reason} for s in self.skipped],
             "problems": [
                 {"file": p.file, "start_line": p.start_line, "end_line": p.end_line, "state": p.state,
-                 "reason": p.reason, "custom_id": p.custom_id}
+                 "reason": p.reason, "custom_id": p.custom_id, "sent_again": p.sent_again}
                 for p in self.problems
+            ],
+            "left_out": [
+                {"file": x.path, "start_line": x.start, "end_line": x.end, "state": x.failure.state,
+                 "reason": redact(x.failure.reason), "run": x.failure.run_id, "failed_at": x.failure.failed_at,
+                 "custom_id": x.failure.custom_id}
+                for x in self.left_out
             ],
             "notes": list(self.notes),
         }
@@ -126,6 +141,8 @@ def build(store: Store, run: Run) -> AuditReport:
                     path, f.category, "RIGHT", entry.get("code", ""), f.issue))
             found.append(findings_mod.redacted(f))
     problems = []
+    left_out = []
+    failures = store.failures()
     for path, start, end, key in store.db.execute(
             "SELECT rc.path, rc.start_line, rc.end_line, rc.key FROM run_chunks rc "
             "LEFT JOIN results r ON r.key = rc.key WHERE rc.run_id = ? AND r.key IS NULL "
@@ -133,11 +150,13 @@ def build(store: Store, run: Run) -> AuditReport:
         req = store.db.execute(
             "SELECT custom_id, state, reason FROM requests WHERE run_id = ? AND key = ? ORDER BY id DESC LIMIT 1",
             (run.id, key)).fetchone()
-        if req is None:
+        if req is None and key in failures:
+            left_out.append(LeftOut(path, start, end, failures[key]))
+        elif req is None:
             problems.append(Problem(path, start, end, "missing", "no request was recorded for it", None))
         else:
             state = req[1] if req[1] in FINAL_STATES else "pending"
-            problems.append(Problem(path, start, end, state, redact(req[2] or state), req[0]))
+            problems.append(Problem(path, start, end, state, redact(req[2] or state), req[0], key not in failures))
     skipped = tuple(Skipped(p, r) for p, r in store.db.execute(
         "SELECT path, skip_reason FROM run_files WHERE run_id = ? AND skip_reason IS NOT NULL ORDER BY path",
         (run.id,)))
@@ -146,7 +165,8 @@ def build(store: Store, run: Run) -> AuditReport:
     usage, cost = store.usage(run.id)
     notes = [redact(n) for n in ([run.reason] if run.reason else []) + store.notes(run.id)]
     return AuditReport(run, tuple(findings_mod.finalize(found)), skipped, tuple(problems),
-                       store.state_counts(run.id), planned, store.retries(run.id), usage, cost, tuple(notes))
+                       store.state_counts(run.id), planned, store.retries(run.id), usage, cost, tuple(notes),
+                       tuple(left_out))
 
 
 # ---------------------------------------------------------------------- renderers
@@ -172,10 +192,10 @@ def render_markdown(report: AuditReport) -> str:
         "",
         f"Run {run.id} · {run.status} · started {run.created_at}{commit} · model `{run.model}`",
         "",
-        "| critical | warning | info | files audited | skipped | not audited |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| critical | warning | info | files audited | skipped | not audited | left out |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {c['critical']} | {c['warning']} | {c['info']} | {s['files_audited']} | {s['files_skipped']} "
-        f"| {len(report.problems)} |",
+        f"| {len(report.problems)} | {len(report.left_out)} |",
         "",
     ]
     if not report.findings:
@@ -189,9 +209,21 @@ def render_markdown(report: AuditReport) -> str:
             out += [f"#### {safe(location(f))}", "", finding_block(f), ""]
     if report.problems:
         out += ["### Not audited", "",
-                "These parts have no valid answer; they are sent again in the next run.", ""]
-        out += [f"- `{safe(p.file)}:{p.start_line}-{p.end_line}` {p.state}: {safe(p.reason)}"
+                "These parts have no valid answer. A transient failure is sent again in the next run; an invalid "
+                "answer or a request the API rejected is remembered, and sent again only when the part, the "
+                "prompt, the model or the schema changes, or with `--retry-failed`.", ""]
+        out += [f"- `{safe(p.file)}:{p.start_line}-{p.end_line}` {p.state}: {safe(p.reason)} "
+                + ("(sent again in the next run)" if p.sent_again else "(remembered: not sent again while unchanged)")
                 for p in report.problems]
+        out.append("")
+    if report.left_out:
+        q = s["left_out"]
+        out += [f"### Left out ({q['total']})", "",
+                f"Not sent in this run: these parts failed before for a reason of their own ({q['quarantined']} "
+                f"quarantined, {q['failed']} failed) and are unchanged since.", ""]
+        out += [f"- `{safe(x.path)}:{x.start}-{x.end}` {x.failure.state} on {x.failure.failed_at[:10]} in run "
+                f"{x.failure.run_id}: {safe(redact(x.failure.reason))}; unchanged since; `--retry-failed` sends it again"
+                for x in report.left_out]
         out.append("")
     if report.skipped:
         out += ["<details><summary>Skipped files</summary>", ""]
@@ -208,6 +240,7 @@ def render_markdown(report: AuditReport) -> str:
         f"({req['succeeded']} answered, {req['quarantined']} quarantined, {req['failed']} failed, "
         f"{req['canceled']} canceled, {req['rechunked']} re-chunked, {req['retries']} retries) · "
         f"{s['carried_over']} carried over · {s['deduplicated']} duplicate(s) fanned out · "
+        f"{s['left_out']['total']} left out · "
         f"{u.total_input:,} input tokens ({u.cache_read_input_tokens:,} cache read) · {u.output_tokens:,} output · "
         f"{cost} (estimated {estimate})</sub>"
     )

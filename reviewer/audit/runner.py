@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ..client import require_credentials
 from ..config import Config
@@ -34,6 +34,8 @@ class Settings:
     chunk_tokens: int | None = None
     canary: int = 3
     max_cost: float | None = None
+    retry_failed: bool = False
+    """Send again the parts whose unchanged content failed before (quarantined, rejected)."""
     max_attempts: int = 3
     wait: bool = False
     timeout: float | None = None
@@ -67,17 +69,17 @@ def plan(s: Settings, progress: Progress | None = None) -> tuple[plan_mod.Plan, 
     Also returns the unfinished run in the state, if any.
     """
     store = open_readonly(s.state_path)
-    try:
-        known = store.result_keys() if store else set()
-        active = store.active_run() if store else None
-    finally:
-        if store:
-            store.close()
-    return _build_plan(s, known, progress), active
+    if store is None:
+        return _build_plan(s, None, progress), None
+    with store:
+        return _build_plan(s, store, progress), store.active_run()
 
 
-def _build_plan(s: Settings, known: Iterable[str], progress: Progress | None) -> plan_mod.Plan:
-    return plan_mod.build(s.repo_dir, s.config, model=s.model, known=known, include=s.include, exclude=s.exclude,
+def _build_plan(s: Settings, store: Store | None, progress: Progress | None) -> plan_mod.Plan:
+    """The plan against what the state remembers: answers, failures, re-chunked parts."""
+    return plan_mod.build(s.repo_dir, s.config, model=s.model, known=store.result_keys() if store else (),
+                          failed=store.failures() if store else None, splits=store.splits() if store else None,
+                          retry_failed=s.retry_failed, include=s.include, exclude=s.exclude,
                           chunk_tokens=s.chunk_tokens, canary=s.canary, max_batch_requests=s.limits.max_requests,
                           max_batch_bytes=s.limits.max_bytes, progress=progress)
 
@@ -110,9 +112,9 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
         finished = _drive(store, active, s, progress)
         if finished.status in ("pending", "canary_failed"):
             return finished
-    p = _build_plan(s, store.result_keys(), progress)
+    p = _build_plan(s, store, progress)
     if (finished is not None and finished.run is not None and finished.run.status == "completed"
-            and finished.run.tree_key == p.tree_key):
+            and finished.run.tree_key == p.tree_key and not p.retried):
         return finished  # the run just finished audited this very tree
     refusal = over_budget(p.estimate, s.max_cost)
     if refusal:
@@ -122,8 +124,8 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
         require_credentials()
     new = _record(store, p, s)
     progress.log(f"run {new.id}: {len(p.files)} file(s), {len(p.chunks)} part(s), {len(p.requests)} request(s) "
-                 f"to send, {p.carried} carried over, {p.deduplicated} duplicate(s); estimated "
-                 f"{usd(p.estimate.cost_usd)}")
+                 f"to send, {p.carried} carried over, {p.deduplicated} duplicate(s), {len(p.left_out)} left out "
+                 f"(failed before, unchanged); estimated {usd(p.estimate.cost_usd)}")
     return _drive(store, new, s, progress, estimate=p.estimate)
 
 
@@ -235,9 +237,11 @@ def _publish(report: report_mod.AuditReport, s: Settings, progress: Progress) ->
     status = "canceled" if report.run.status == "canceled" else "completed"
     summary = report.summary()
     c = summary["findings"]
+    left = f"; {len(report.left_out)} part(s) left out (failed before, unchanged; --retry-failed sends them)" \
+        if report.left_out else ""
     message = (f"run {report.run.id} {report.run.status}: {c['total']} finding(s) ({c['critical']} critical, "
                f"{c['warning']} warning, {c['info']} info) in {summary['files_audited']} file(s); "
-               f"{len(report.problems)} part(s) not audited; cost {usd(report.cost_usd)}")
+               f"{len(report.problems)} part(s) not audited{left}; cost {usd(report.cost_usd)}")
     return Outcome(status, message, report.run, report, written, webhook_error=webhook_error)
 
 

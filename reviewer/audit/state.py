@@ -19,6 +19,11 @@ Tables (see `MIGRATIONS`):
                   submit a custom_id twice in a run
     results       content key -> anchored findings of a valid answer; what later
                   runs carry over for unchanged chunks
+    failures      content key -> the last failure of a part that is not transient
+                  (quarantined answer, request the API rejected): later runs
+                  leave the part out until its key changes or --retry-failed
+    splits        content key -> the parts the API made it cut into (context
+                  length): later runs plan those parts instead of the whole
     notes         things a report must say (rejected findings, adopted batches)
 
 Request states:  planned -> submitting -> submitted -> succeeded | quarantined |
@@ -178,6 +183,27 @@ def m002_requests_by_key(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX requests_key ON requests (run_id, key)")
 
 
+@migration
+def m003_remembered_failures(db: sqlite3.Connection) -> None:
+    # Without these, every night re-sent (and paid for) each part whose answer
+    # had been invalid, and each part the API had found too long (issue 10).
+    _script(db, """
+        CREATE TABLE failures (
+            key TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            failed_at TEXT NOT NULL
+        );
+        CREATE TABLE splits (
+            key TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            parts_json TEXT NOT NULL
+        )
+    """)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -258,6 +284,20 @@ class Batch:
     created_at: str | None
     adopted: bool
     counts: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a part's content key has no valid answer, remembered across runs."""
+
+    key: str
+    run_id: int
+    """The run whose request failed."""
+    custom_id: str
+    state: str
+    """quarantined (an invalid answer) | failed (the API rejected the request, or it cannot be cut smaller)"""
+    reason: str
+    failed_at: str
 
 
 _REQUEST_COLUMNS = ("id, run_id, base_id, custom_id, key, path, start_line, end_line, total_lines, tokens, "
@@ -453,6 +493,31 @@ class Store:
 
     def result_keys(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM results")}
+
+    # ------------------------------------------------------------------ remembered failures and splits
+
+    def failures(self) -> dict[str, Failure]:
+        """Content key -> its remembered failure."""
+        return {r[0]: Failure(*r) for r in self.db.execute(
+            "SELECT key, run_id, custom_id, state, reason, failed_at FROM failures")}
+
+    def remember_failure(self, run_id: int, req: Request, state: str, reason: str) -> None:
+        """`req`'s content failed for a reason of its own (inside the caller's transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO failures (key, run_id, custom_id, state, reason, failed_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (req.key, run_id, req.custom_id, state, reason, now()))
+
+    def forget_failure(self, key: str) -> None:
+        """The last outcome for `key` was an answer, or a transient failure (inside the caller's transaction)."""
+        self.db.execute("DELETE FROM failures WHERE key = ?", (key,))
+
+    def splits(self) -> dict[str, tuple[tuple[int, int, str], ...]]:
+        """Content key -> (first line, last line, key) of the parts it was cut into."""
+        return {k: tuple((a, b, c) for a, b, c in json.loads(v))
+                for k, v in self.db.execute("SELECT key, parts_json FROM splits")}
+
+    def remember_split(self, run_id: int, key: str, parts: Sequence[tuple[int, int, str]]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO splits (key, run_id, parts_json) VALUES (?, ?, ?)",
+                        (key, run_id, json.dumps([list(p) for p in parts])))
 
     # ------------------------------------------------------------------ requests
 

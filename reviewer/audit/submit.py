@@ -91,6 +91,9 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress)
             if 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429):
                 reason = f"canary: the API rejected request {where} ({exc.status_code}): {api_message(exc)}"
                 with store.transaction():
+                    # NOTE: not remembered as the part's failure: a synchronous 4xx is as
+                    # likely the account's or the request shape's (credit balance, unknown
+                    # model, schema) as this part's, and the next run's canary asks again.
                     store.set_request(req.id, state="failed", reason=reason)
                     store.set_run(run.id, status="failed", reason=reason, finished_at=now())
                 return reason
@@ -184,6 +187,7 @@ def _next_batch(store: Store, run: Run, max_requests: int, max_bytes: int
         ids.append(req.id)
         size += n
     if too_big:
+        # Not remembered: the limit is a flag (--max-batch-bytes), not the part's content, and nothing was sent.
         with store.transaction():
             for req, n in too_big:
                 store.set_request(req.id, state="failed",
