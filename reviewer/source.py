@@ -176,6 +176,9 @@ def github_client(token: str | None = None, base_url: str | None = None) -> Any:
         # An object is fetched when one of its fields is first read, not each time
         # it is looked up: the repository and pull request are read once per run.
         lazy=True,
+        # GitHub's most per page (its default is 30): a 417-file pull request is
+        # listed in 5 requests instead of 14, and so are long comment threads.
+        per_page=100,
     )
     class Client(Github):
         """PyGithub's client, with a twin for GraphQL queries: reads sent as POSTs, not spaced as writes."""
