@@ -67,19 +67,43 @@ def words(issue: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in _WORD.findall(issue.lower()) if w not in _STOP)
 
 
+_IDENTIFIER = re.compile(
+    r"`([^`\n]{1,80})`"                      # `quoted code`
+    r"|\b([A-Za-z_][\w.]*)\("                # a call: name(
+    r"|\b([A-Za-z]\w*_\w*|\w+\.\w[\w.]*)\b"   # snake_case, dotted.name
+    r"|\b([a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*)\b"  # camelCase, CamelCase
+)
+
+
+def identifiers(issue: str) -> frozenset[str]:
+    """The code names an issue mentions (quoted, called, snake_case, dotted, CamelCase), lower case."""
+    out = set()
+    for match in _IDENTIFIER.finditer(issue):
+        name = next(g for g in match.groups() if g)
+        out.add(name.strip().strip("()").lower())
+    return frozenset(n for n in out if n)
+
+
 def similar(a: str, b: str) -> bool:
     """Whether two issue texts describe the same problem in other words.
 
     At least two distinctive words in common, making up at least half of the
-    shorter text's words: "median() raises IndexError for an empty list" and
-    "IndexError when median() gets an empty list" are similar; "broad except
-    hides errors" and "race between the check and the write" are not.
+    shorter text's words, and, when both name code, at least one name in
+    common: "median() raises IndexError for an empty list" and "IndexError when
+    median() gets an empty list" are similar; "broad except hides errors" and
+    "race between the check and the write" are not, nor are "`os` is imported
+    but never used" and "`sys` is imported but never used".
     """
     wa, wb = words(a), words(b)
     if not wa or not wb:
         return a.strip().lower() == b.strip().lower()
-    shared = len(wa & wb)
-    return shared >= 2 and shared * 2 >= min(len(wa), len(wb))
+    ia, ib = identifiers(a), identifiers(b)
+    if ia and ib and not ia & ib:
+        return False
+    # A code name counts as a word too (`os` is too short to be one otherwise).
+    ta, tb = wa | ia, wb | ib
+    shared = len(ta & tb)
+    return shared >= 2 and shared * 2 >= min(len(ta), len(tb))
 
 
 def fingerprint(file: str, category: str, side: str, code: str, issue: str) -> str:

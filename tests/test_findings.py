@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reviewer import diff, findings
 from reviewer.models import Finding
 
@@ -111,3 +113,17 @@ def test_finalize_orders_by_severity_and_keeps_both_of_equal_fingerprints() -> N
     out = findings.finalize(fs)
     assert [f.severity for f in out] == ["critical", "info"]
     assert out[0].fingerprint != out[1].fingerprint
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("median() raises IndexError for an empty list", "IndexError when median() gets an empty list", True),
+    ("broad except hides errors", "race between the check and the write", False),
+    ("deliver() can raise requests.Timeout, which is not a WebhookFailed",
+     "a requests.Timeout raised by deliver() is not caught (only WebhookFailed is)", True),
+    ("`os` is imported but never used", "`sys` is imported but never used", False),
+    ("`os` is imported but never used", "the import of `os` is unused", True),
+])
+def test_similar_issue_texts_are_the_readme_examples(a: str, b: str, same: bool) -> None:
+    from reviewer import identity
+
+    assert identity.similar(a, b) is same
