@@ -48,7 +48,7 @@ def marker(kind: str, data: dict[str, Any]) -> str:
     `<` and `>` are JSON-escaped so no text can close the comment, and `@` so
     nothing inside it can read as a mention.
     """
-    payload = (json.dumps(data, ensure_ascii=True, sort_keys=True)
+    payload = (json.dumps(data, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
                .replace("<", "\\u003c").replace(">", "\\u003e").replace("@", "\\u0040"))
     return f"<!-- reviewer:{kind} {payload} -->"
 
