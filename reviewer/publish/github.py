@@ -369,7 +369,8 @@ def _lines_changed(j: int, p: Posted, prior: PriorState, diff: Diff, changed: fr
         if place is None:
             return True  # its code is gone
         # The line itself is still there: changed when the lines around it changed (a guard added above...).
-        return bool(p.context) and identity.code_hash(_window(diff, f, place[0], place[1])) != p.context
+        line = place[0] if place[0] is not None else f.line
+        return bool(p.context) and identity.code_hash(_window(diff, f, line, place[1])) != p.context
     return f.line not in current.commentable(f.side)
 
 
