@@ -392,4 +392,6 @@ def render_status(line: runner.RunLine) -> str:
         out.append(f"batch     {b.api_id or '(intent, not created)'}  {b.state}  {b.request_count} request(s)"
                    f"{' adopted' if b.adopted else ''}{counts}")
     out += [f"note      {n}" for n in line.notes[:20]]
+    if len(line.notes) > 20:
+        out.append(f"note      ... and {len(line.notes) - 20} more (`--format json` lists them all)")
     return "\n".join(out)

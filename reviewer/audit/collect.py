@@ -77,7 +77,12 @@ def record_answer(store: Store, run: Run, req: Request, message: anthropic.types
     store.db.execute(
         "INSERT OR REPLACE INTO results (key, run_id, custom_id, findings_json, answered_at) VALUES (?, ?, ?, ?, ?)",
         (req.key, run.id, req.custom_id, json.dumps(rows), now()))
-    for note in notes[:MAX_NOTES_PER_REQUEST] + ([flood] if flood else []):
+    if len(notes) > MAX_NOTES_PER_REQUEST:
+        # Rejections are all alike: the first few name them, the rest are counted.
+        notes = notes[:MAX_NOTES_PER_REQUEST] + [
+            f"{req.path}:{req.start_line}-{req.end_line}: and {len(notes) - MAX_NOTES_PER_REQUEST} more finding(s) "
+            "rejected the same way"]
+    for note in notes + ([flood] if flood else []):
         store.add_note(run.id, note)
     store.set_request(req.id, state="succeeded", reason=None)
     store.forget_failure(req.key)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 from .. import __version__
 from .. import findings as findings_mod
+from .. import identity
 from ..errors import UsageError
 from ..models import SEVERITIES, Finding, Skipped, Usage
 from ..pricing import usd
@@ -127,19 +128,17 @@ class AuditReport:
 
 
 def build(store: Store, run: Run) -> AuditReport:
-    """The report of `run` from the state (its findings, problems, usage and cost)."""
-    found: list[Finding] = []
-    rows = store.db.execute(
-        "SELECT rc.path, r.findings_json FROM run_chunks rc JOIN results r ON r.key = rc.key "
-        "WHERE rc.run_id = ? ORDER BY rc.path, rc.start_line", (run.id,))
-    for path, stored in rows:
-        for entry in json.loads(stored):
-            f = Finding.from_dict(entry["finding"])
-            if f.file != path:
-                # A copy of the same text: same lines, its own identity.
-                f = f.with_(file=path, fingerprint=findings_mod.fingerprint(
-                    path, f.category, "RIGHT", entry.get("code", ""), f.issue))
-            found.append(findings_mod.redacted(f))
+    """The report of `run` from the state (its findings, problems, usage and cost).
+
+    Call it once no request of `run` is open. The first call records the
+    identity of each of the run's findings (see the module docstring), so the
+    next run can inherit it; later calls read it back, the same answer even
+    after the earlier run's parts were pruned.
+    """
+    fresh = _fresh_findings(store, run.id)
+    ids = _identities(store, run, fresh)
+    found = [findings_mod.redacted(f.with_(fingerprint=ids.get((f.file, f.fingerprint), f.fingerprint)))
+             for f, _ in fresh]
     problems = []
     left_out = []
     failures = store.failures()
@@ -167,6 +166,101 @@ def build(store: Store, run: Run) -> AuditReport:
     return AuditReport(run, tuple(findings_mod.finalize(found)), skipped, tuple(problems),
                        store.state_counts(run.id), planned, store.retries(run.id), usage, cost, tuple(notes),
                        tuple(left_out))
+
+
+# ---------------------------------------------------------------------- identity across runs
+
+RELOCATE_LIMIT = 400
+"""Lines an earlier finding's code is looked for away from its recorded line (as on pull requests)."""
+
+
+def _fresh_findings(store: Store, run_id: int) -> list[tuple[Finding, str]]:
+    """Every finding of `run_id`'s parts with its fresh fingerprint, and the normalised code it points at."""
+    out: list[tuple[Finding, str]] = []
+    rows = store.db.execute(
+        "SELECT rc.path, r.findings_json FROM run_chunks rc JOIN results r ON r.key = rc.key "
+        "WHERE rc.run_id = ? ORDER BY rc.path, rc.start_line", (run_id,))
+    for path, stored in rows:
+        for entry in json.loads(stored):
+            f = Finding.from_dict(entry["finding"])
+            code = entry.get("code", "")
+            if f.file != path:
+                # A copy of the same text: same lines, its own identity.
+                f = f.with_(file=path, fingerprint=findings_mod.fingerprint(path, f.category, "RIGHT", code, f.issue))
+            out.append((f, code))
+    return out
+
+
+def _identities(store: Store, run: Run, fresh: list[tuple[Finding, str]]) -> dict[tuple[str, str], str]:
+    """(path, fresh fingerprint) -> identity of `run`'s findings: recorded, else inherited now and recorded."""
+    known = store.identities(run.id)
+    if known or not fresh:
+        return known
+    base = store.latest_run(("completed",), before=run.id)
+    ids = _inherit(store, run, fresh, base) if base is not None else {}
+    ids = {key: ids.get(key, key[1]) for key in ((f.file, f.fingerprint) for f, _ in fresh)}
+    if not store.open_requests(run.id):
+        # Rows of runs before the base are no longer needed: the next run inherits from this one or the base.
+        store.keep_identities(run.id, ids, forget_before=base.id if base is not None else None)
+    return ids
+
+
+def _inherit(store: Store, run: Run, fresh: list[tuple[Finding, str]], base: Run) -> dict[tuple[str, str], str]:
+    """The identities `run`'s findings inherit from the same problems in `base`, file by file."""
+    earlier_ids = store.identities(base.id)
+    new_by_path: dict[str, list[tuple[Finding, str]]] = {}
+    old_by_path: dict[str, list[tuple[Finding, str]]] = {}
+    for f, code in fresh:
+        new_by_path.setdefault(f.file, []).append((f, code))
+    for f, code in _fresh_findings(store, base.id):
+        if f.file in new_by_path:
+            old_by_path.setdefault(f.file, []).append((f, code))
+    ids: dict[tuple[str, str], str] = {}
+    for path, new in new_by_path.items():
+        old = old_by_path.get(path, [])
+        if not old:
+            continue
+        findings = [f for f, _ in new]
+        pairs = _pair(store, run, path, findings, old)
+        # What `base` published, not its fresh fingerprint: so the identity chains across nights.
+        earlier = [e.with_(fingerprint=earlier_ids.get((path, e.fingerprint), e.fingerprint)) for e, _ in old]
+        for f, inherited in zip(findings, identity.inherit(findings, earlier, pairs)):
+            # Equal fresh fingerprints in one file share one identity (`finalize` then tells them apart).
+            ids.setdefault((path, f.fingerprint), inherited.fingerprint)
+    return ids
+
+
+def _pair(store: Store, run: Run, path: str, new: list[Finding], old: list[tuple[Finding, str]]) -> dict[int, int]:
+    """(index in `new`) -> (index in `old`) of the same problems (`identity.match`).
+
+    An equal fresh fingerprint pairs first, so an unchanged finding keeps its
+    own identity rather than a reworded neighbour's; the rest are matched
+    against the earlier findings left, each relocated to where its code is
+    now in the parts this run sent (its recorded line when unknown or gone).
+    """
+    pairs: dict[int, int] = {}
+    by_print: dict[str, int] = {}
+    for j, (e, _) in enumerate(old):
+        by_print.setdefault(e.fingerprint, j)
+    for i, f in enumerate(new):
+        if f.fingerprint in by_print:
+            pairs[i] = by_print[f.fingerprint]
+    rest = [i for i in range(len(new)) if i not in pairs]
+    left = [j for j in range(len(old)) if j not in set(pairs.values())]
+    if not rest or not left:
+        return pairs
+    text: dict[int, str] = {}
+    for first, last, part in store.part_texts(run.id, path):
+        text.update(zip(range(first, last + 1), part.split("\n")))
+    lines: dict[int, int | None] = {}
+    for k, j in enumerate(left):
+        e, code = old[j]
+        place = identity.relocate(e.line, e.end_line, identity.code_hash(code), text.get, RELOCATE_LIMIT) \
+            if text and e.line is not None else None
+        lines[k] = place[0] if place is not None else e.line
+    matched = identity.match([new[i] for i in rest], [old[j][0] for j in left], lines)
+    pairs.update((rest[a], left[b]) for a, b in matched.items())
+    return pairs
 
 
 # ---------------------------------------------------------------------- renderers
@@ -232,7 +326,7 @@ def render_markdown(report: AuditReport) -> str:
     if report.notes:
         out += ["Notes:", ""] + [f"- {safe(n)}" for n in report.notes[:50]]
         if len(report.notes) > 50:
-            out.append(f"- … and {len(report.notes) - 50} more")
+            out.append(f"- … and {len(report.notes) - 50} more, in `audit.json` (`notes`)")
         out.append("")
     u = report.usage
     out.append(
