@@ -17,6 +17,7 @@ from tests.emulators.anthropic import (
     AnthropicEmulator,
     Drop,
     Fault,
+    MidStream,
     Refusal,
     Reply,
     Slow,
@@ -249,7 +250,7 @@ def test_unknown_model_is_404(emu: AnthropicEmulator) -> None:
 
 def test_max_tokens_bounds(emu: AnthropicEmulator) -> None:
     assert "maximum allowed number of output tokens" in bad_request(emu, max_tokens=128_001)
-    assert "greater than or equal to 1" in bad_request(emu, max_tokens=-1)
+    assert "greater than or equal to 0" in bad_request(emu, max_tokens=-1)  # 0 is a pre-warm (§3a)
     assert client(emu).messages.create(**params(model="claude-haiku-4-5", max_tokens=64_000))
     assert "64000" in bad_request(emu, model="claude-haiku-4-5-20251001", max_tokens=64_001)
 
@@ -433,6 +434,7 @@ def test_cache_expiry_and_ttl(emu: AnthropicEmulator) -> None:
 
 def test_concurrent_requests_both_write(emu: AnthropicEmulator) -> None:
     emu.latency = 0.3
+    emu.prefill_factor = 0.5  # both arrive well before the first response begins
 
     async def main() -> List[anthropic.types.Message]:
         sdk = aclient(emu)
@@ -491,13 +493,16 @@ def test_prewarm_max_tokens_zero(emu: AnthropicEmulator) -> None:
     emu.latency = 5.0
     called: List[Any] = []
     emu.responder = lambda body: called.append(body) or {"findings": []}
-    warm = client(emu).messages.create(**params(max_tokens=0, system=cached_system()))
+    # A pre-warm cannot carry output_config.format (spec §3a), so it warms format-less calls only.
+    plain = params(system=cached_system())
+    del plain["output_config"]
+    warm = client(emu).messages.create(**{**plain, "max_tokens": 0})
     (served,) = emu.requests
-    assert served.finished - served.started < emu.latency / 2  # latency x prewarm_factor, not the latency
+    assert served.finished - served.started < emu.latency / 2  # latency x prefill_factor, not the latency
     assert warm.content == [] and warm.stop_reason == "max_tokens" and warm.usage.output_tokens == 0
     assert warm.usage.cache_creation_input_tokens > 0 and called == []
     emu.latency = 0
-    hit = client(emu).messages.create(**params(system=cached_system()))
+    hit = client(emu).messages.create(**plain)
     assert hit.usage.cache_read_input_tokens == warm.usage.cache_creation_input_tokens
     assert len(called) == 1
 
@@ -677,3 +682,280 @@ def test_batch_async_results(emu: AnthropicEmulator) -> None:
 
     ids = asyncio.run(main())
     assert sorted(ids) == sorted(f"r{i}" for i in range(20))
+
+
+# --------------------------------------------------------------------------- pre-warm rules (spec §3a, §9)
+
+FORCING_MODEL = "claude-opus-5"  # accepts forced tool use, so only the pre-warm rule can refuse
+TOOL = {"name": "lookup", "description": "Look a symbol up.",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}
+
+
+def plain(**overrides: Any) -> Dict[str, Any]:
+    """`params` without output_config.format: what a pre-warm may carry."""
+    body = params(model=FORCING_MODEL, system=cached_system(), **overrides)
+    del body["output_config"]
+    return body
+
+
+def assert_refused(info: pytest.ExceptionInfo, needle: str) -> None:
+    """A 400 in the real envelope (spec §4), x-should-retry false."""
+    err = info.value
+    assert isinstance(err, anthropic.BadRequestError) and err.status_code == 400
+    assert set(err.body) == {"type", "error", "request_id"} and err.body["type"] == "error"
+    assert err.body["error"]["type"] == "invalid_request_error"
+    assert needle in err.body["error"]["message"]
+    assert err.body["request_id"] == err.request_id and err.request_id.startswith("req_")
+    assert err.response.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ({"output_config": OUTPUT_CONFIG}, "output_config.format"),
+    ({"extra_body": {"output_format": {"type": "json_schema", "schema": SCHEMA}}}, "output_config.format"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking.type: 'enabled'"),
+    ({"tools": [TOOL], "tool_choice": {"type": "any"}}, "tool_choice.type: 'any'"),
+    ({"tools": [TOOL], "tool_choice": {"type": "tool", "name": "lookup"}}, "tool_choice.type: 'tool'"),
+], ids=["format", "legacy-output_format", "thinking-enabled", "tool_choice-any", "tool_choice-tool"])
+def test_prewarm_with_what_needs_generation_is_refused(emu: AnthropicEmulator, extra: Dict[str, Any],
+                                                        needle: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(emu, max_retries=2).messages.create(**{**plain(), "max_tokens": 0, **extra})
+    assert_refused(info, needle)
+    assert "max_tokens: 0" in info.value.body["error"]["message"]
+    assert len(emu.requests) == 1 and emu.cache_entries() == 0  # not retried, nothing written
+
+
+def test_streamed_prewarm_is_refused(emu: AnthropicEmulator) -> None:
+    sdk = client(emu, max_retries=2)
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**{**plain(), "max_tokens": 0}, stream=True)
+    assert_refused(info, "stream: true")
+    with pytest.raises(anthropic.BadRequestError) as info:  # the SDK's helper always streams (§3a)
+        with sdk.messages.stream(**{**plain(), "max_tokens": 0}):
+            pass
+    assert_refused(info, "stream: true")
+    assert emu.message_requests() == [] and emu.cache_entries() == 0
+
+
+def test_prewarm_with_what_the_docs_do_not_list_is_served(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    for extra in ({"thinking": {"type": "adaptive"}}, {"tools": [TOOL], "tool_choice": {"type": "auto"}},
+                  {"tools": [TOOL], "tool_choice": {"type": "none"}}):
+        warm = sdk.messages.create(**{**plain(), "max_tokens": 0, **extra})
+        assert warm.content == [] and warm.stop_reason == "max_tokens" and warm.usage.output_tokens == 0
+
+
+def test_prewarm_and_streaming_in_a_batch_are_errored_results(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    created = sdk.messages.batches.create(requests=[
+        {"custom_id": "warm", "params": {**plain(), "max_tokens": 0}},
+        {"custom_id": "streamed", "params": {**params(), "stream": True}},
+        {"custom_id": "fine", "params": params()},
+    ])
+    assert wait_ended(sdk, created.id).request_counts.errored == 2
+    results = {r.custom_id: r.result for r in sdk.messages.batches.results(created.id)}
+    for custom_id, needle in (("warm", "max_tokens"), ("streamed", "stream")):
+        assert results[custom_id].type == "errored"
+        assert results[custom_id].error.error.type == "invalid_request_error"
+        assert needle in results[custom_id].error.error.message
+    assert results["fine"].type == "succeeded"
+
+
+# --------------------------------------------------------------------------- other §9 / §10 rules
+
+
+def test_forced_tool_choice_rules(emu: AnthropicEmulator) -> None:
+    sdk = client(emu, max_retries=2)
+    forced = {"tools": [TOOL], "tool_choice": {"type": "any"}}
+    for model in ("claude-opus-5-5", "claude-sonnet-5-5", "claude-fable-5-1"):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            sdk.messages.create(**params(model=model, **forced))
+        assert_refused(info, 'tool_choice: type "tool" and "any" are not supported for this model.')
+    with pytest.raises(anthropic.BadRequestError) as info:  # count_tokens too on Opus/Sonnet 5.5 (§7)
+        sdk.messages.count_tokens(model="claude-sonnet-5-5", messages=[{"role": "user", "content": "hi"}], **forced)
+    assert_refused(info, "not supported for this model")
+    assert sdk.messages.count_tokens(model="claude-fable-5-1", messages=[{"role": "user", "content": "hi"}],
+                                     **forced).input_tokens > 0
+    assert sdk.messages.create(**params(model=FORCING_MODEL, **forced)).content
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**params(model=FORCING_MODEL, max_tokens=4096, **forced,
+                                     thinking={"type": "enabled", "budget_tokens": 1024}))
+    assert_refused(info, "Thinking may not be enabled when tool_choice forces tool use.")
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**params(tool_choice={"type": "sometimes"}))
+    assert_refused(info, "tool_choice.type")
+
+
+def test_tool_use_must_be_answered_first_in_the_next_user_message(emu: AnthropicEmulator) -> None:
+    sdk = client(emu, max_retries=2)
+    asked = {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "a"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": {"q": "b"}}]}
+    result = [{"type": "tool_result", "tool_use_id": i, "content": "ok"} for i in ("toolu_1", "toolu_2")]
+
+    def conversation(answer: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return params(tools=[TOOL], messages=[{"role": "user", "content": "go"}, asked,
+                                               {"role": "user", "content": answer}])
+
+    assert sdk.messages.create(**conversation(result + [{"type": "text", "text": "and?"}])).content
+    for answer in (result[:1], [{"type": "text", "text": "first"}] + result):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            sdk.messages.create(**conversation(answer))
+        assert_refused(info, "`tool_use` ids were found without `tool_result` blocks immediately after")
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**conversation(result + [{"type": "tool_result", "tool_use_id": "toolu_9"}]))
+    assert_refused(info, "unexpected `tool_use_id` found in `tool_result` blocks: toolu_9")
+
+
+def test_cache_ttl_order_and_automatic_breakpoint_conflict(emu: AnthropicEmulator) -> None:
+    sdk = client(emu, max_retries=2)
+
+    def block(text: str, ttl: str) -> Dict[str, Any]:
+        return {"type": "text", "text": text, "cache_control": {"type": "ephemeral", "ttl": ttl}}
+
+    assert sdk.messages.create(**params(system=[block("a", "1h"), block("b", "5m")])).content
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**params(system=[block("a", "5m"), block("b", "1h")]))
+    assert_refused(info, "ttl '1h' must not come after")
+    with pytest.raises(anthropic.BadRequestError) as info:  # tools render before system
+        sdk.messages.create(**params(tools=[{**TOOL, "cache_control": {"type": "ephemeral"}}],
+                                     system=[block("a", "1h")]))
+    assert_refused(info, "ttl '1h' must not come after")
+    last = [{"role": "user", "content": [block("q", "5m")]}]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**params(messages=last, cache_control={"type": "ephemeral", "ttl": "1h"}))
+    assert_refused(info, "conflicts")
+    # Same TTL on the last block: the automatic breakpoint is a no-op, so 4 + automatic is fine.
+    three = [block(f"s{i}", "5m") for i in range(3)]
+    assert sdk.messages.create(**params(system=three, messages=last, cache_control={"type": "ephemeral"})).content
+
+
+# --------------------------------------------------------------------------- cache keys and timing
+
+
+def test_output_format_is_part_of_the_cache_key(emu: AnthropicEmulator) -> None:
+    """The API renders a system prompt for the format: a change in it invalidates the cache (§2, §3a)."""
+    sdk = client(emu)
+    bare = plain()
+    bare["model"] = MODEL
+    written = sdk.messages.create(**bare)
+    assert written.usage.cache_creation_input_tokens == tokens(BIG_SYSTEM)
+    with_format = sdk.messages.create(**params(system=cached_system()))
+    assert with_format.usage.cache_read_input_tokens == 0 and with_format.usage.cache_creation_input_tokens > 0
+    assert sdk.messages.create(**params(system=cached_system())).usage.cache_read_input_tokens > 0
+    other = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+             "additionalProperties": False}
+    other_format = sdk.messages.create(**params(system=cached_system(),
+                                                output_config={"format": {"type": "json_schema", "schema": other}}))
+    assert other_format.usage.cache_read_input_tokens == 0
+    # A pre-warm may not carry the format, so it warms only format-less calls.
+    emu.reset()
+    sdk.messages.create(**{**bare, "max_tokens": 0})
+    assert sdk.messages.create(**params(system=cached_system())).usage.cache_read_input_tokens == 0
+    assert sdk.messages.create(**bare).usage.cache_read_input_tokens == tokens(BIG_SYSTEM)
+
+
+def test_effort_and_tool_choice_invalidate_the_messages_not_the_system(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    turn = [{"role": "user", "content": [{"type": "text", "text": "Q" * 6000, "cache_control": {"type": "ephemeral"}}]}]
+    first = sdk.messages.create(**params(system=cached_system(), messages=turn))
+    prefix = first.usage.cache_creation_input_tokens - tokens("Q" * 6000)
+    changed = sdk.messages.create(**params(system=cached_system(), messages=turn,
+                                           output_config={**OUTPUT_CONFIG, "effort": "low"}))
+    assert changed.usage.cache_read_input_tokens == prefix
+    assert changed.usage.cache_creation_input_tokens == tokens("Q" * 6000)
+    same = sdk.messages.create(**params(system=cached_system(), messages=turn))
+    assert same.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+
+
+def test_read_looks_back_twenty_positions(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    sdk.messages.create(**params(system=cached_system()))  # entry at the system block
+    system = [{"type": "text", "text": BIG_SYSTEM}]
+
+    def blocks(n: int, word: str) -> List[Dict[str, Any]]:
+        out: List[Dict[str, Any]] = [{"type": "text", "text": f"{word} {i}"} for i in range(n)]
+        out[-1]["cache_control"] = {"type": "ephemeral"}
+        return out
+
+    near = sdk.messages.create(**params(system=system, messages=[{"role": "user", "content": blocks(19, "near")}]))
+    assert near.usage.cache_read_input_tokens == tokens(json.dumps(SCHEMA, sort_keys=True, separators=(",", ":"))) \
+        + tokens(BIG_SYSTEM)  # the system block is the 20th position back from the breakpoint
+    far = sdk.messages.create(**params(system=system, messages=[{"role": "user", "content": blocks(20, "far")}]))
+    assert far.usage.cache_read_input_tokens == 0
+
+
+def test_entry_is_readable_once_the_writing_response_begins(emu: AnthropicEmulator) -> None:
+    emu.latency = 1.0
+    emu.prefill_factor = 0.2
+    results: Dict[str, anthropic.types.Message] = {}
+    first = threading.Thread(target=lambda: results.update(
+        first=client(emu).messages.create(**params(system=cached_system()))))
+    first.start()
+    time.sleep(0.5)  # begun (0.2 s), not finished (1.0 s)
+    second = client(emu).messages.create(**params(system=cached_system(),
+                                                  messages=[{"role": "user", "content": "other file"}]))
+    first.join()
+    assert results["first"].usage.cache_creation_input_tokens > 0
+    assert second.usage.cache_read_input_tokens == results["first"].usage.cache_creation_input_tokens
+    a, b = emu.message_requests()
+    assert a.started < a.began < b.started < a.finished
+
+
+def test_stream_sends_message_start_when_the_response_begins(emu: AnthropicEmulator) -> None:
+    emu.latency = 0.6
+    emu.prefill_factor = 0.5
+    answer = {"findings": [{"line": 3, "title": "streamed " * 20}]}
+    emu.responder = lambda body: answer
+    sdk = client(emu)
+    with sdk.messages.stream(**params(system=cached_system())) as stream:
+        # The headers are here; the response has not begun: a request now pays the write too.
+        early = client(emu).messages.create(**params(system=cached_system(),
+                                                     messages=[{"role": "user", "content": "early"}]))
+        events = iter(stream)
+        start = next(e for e in events if e.type == "message_start")
+        assert start.message.usage.cache_creation_input_tokens > 0  # counters in message_start (§9)
+        later = client(emu).messages.create(**params(system=cached_system(),
+                                                      messages=[{"role": "user", "content": "later"}]))
+        final = stream.get_final_message()
+    assert early.usage.cache_read_input_tokens == 0 and early.usage.cache_creation_input_tokens > 0
+    assert later.usage.cache_read_input_tokens == start.message.usage.cache_creation_input_tokens
+    assert json.loads(final.content[0].text) == answer and final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == tokens(json.dumps(answer))
+    assert final.usage.cache_creation_input_tokens == start.message.usage.cache_creation_input_tokens
+    streamed = next(r for r in emu.message_requests() if r.body.get("stream"))
+    assert streamed.started < streamed.began < streamed.finished
+
+
+def test_stream_carries_refusals_and_async_clients(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: Refusal("no", category="cyber")
+
+    async def main() -> anthropic.types.Message:
+        sdk = aclient(emu)
+        try:
+            async with sdk.messages.stream(**params()) as stream:
+                return await stream.get_final_message()
+        finally:
+            await sdk.close()
+
+    refused = asyncio.run(main())
+    assert refused.stop_reason == "refusal" and refused.stop_details.category == "cyber"
+    emu.responder = lambda body: {"findings": []}
+    emu.enqueue_fault(Fault(529, retry_after=0.01), count=1)  # an error before the stream: retried by the SDK
+    with client(emu, max_retries=1).messages.stream(**params()) as stream:
+        assert json.loads(stream.get_final_text()) == {"findings": []}
+    assert [r.status for r in emu.requests] == [200, 529, 200]
+
+
+def test_error_event_mid_stream(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: MidStream(Fault(529))
+    sdk = client(emu, max_retries=2)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with sdk.messages.stream(**params(system=cached_system())) as stream:
+            stream.get_final_message()
+    assert info.value.body["error"]["type"] == "overloaded_error"
+    assert [r.status for r in emu.requests] == [200]  # after a 200 the SDK retries nothing (§5)
+    assert emu.cache_entries() == 1  # the response had begun: its entry was written
+    with pytest.raises(anthropic.APIStatusError) as info:  # unstreamed: the fault itself
+        client(emu).messages.create(**params())
+    assert info.value.status_code == 529

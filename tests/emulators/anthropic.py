@@ -12,7 +12,7 @@ Endpoints
 ---------
 ::
 
-    POST   /v1/messages                       Messages (non-streaming)
+    POST   /v1/messages                       Messages (JSON, or server-sent events with stream: true)
     POST   /v1/messages/count_tokens          {"input_tokens": N}
     POST   /v1/messages/batches               create a Message Batch
     GET    /v1/messages/batches               list, newest first (limit, after_id, before_id)
@@ -29,20 +29,24 @@ Public API
         AnthropicEmulator, Reply, Refusal, Truncated, Fault, Drop, Slow)
 
     emu = AnthropicEmulator(api_keys=("test-key",), *, models=None, min_cache_tokens=1024,
-                            prewarm_factor=0.05, batch_processing_seconds=0.2,
+                            prefill_factor=0.05, batch_processing_seconds=0.2,
                             batch_cancel_seconds=0.05)
     emu.start(); emu.stop()        # or: with AnthropicEmulator() as emu: ...
     emu.base_url                   # "http://127.0.0.1:PORT"
     emu.reset()                    # forget requests, cache, faults, batches, errors, counters;
                                    # every setting below back to the constructor's values
     emu.latency = 1.0              # seconds per generating /v1/messages request
-    emu.prewarm_factor = 0.05      # a max_tokens=0 pre-warm takes latency * prewarm_factor
+    emu.prefill_factor = 0.05      # its response begins after latency * prefill_factor (the
+                                   # prompt is processed); a max_tokens=0 pre-warm ends there
+                                   # (`prewarm_factor` is the same setting, its former name)
     emu.responder = fn             # fn(body: dict) -> answer (see below); default {"findings": []}
                                    # called from server threads, concurrently: keep it thread-safe
     emu.enqueue_fault(Fault(529), count=1)   # next `count` valid /v1/messages requests
     emu.requests                   # [Recorded(method, path, headers, body, started, finished,
-                                   #  status, query)] copies, arrival order; path has no query
-                                   # string; status 0 = dropped / never delivered
+                                   #  status, query, began)] copies, arrival order; path has no
+                                   # query string; status 0 = dropped / never delivered / a
+                                   # stream still running; began = when a message's response
+                                   # began (its cache entries became readable)
     emu.message_requests()         # recorded POST /v1/messages with status 200
     emu.max_in_flight              # peak concurrent POST /v1/messages since reset (every such
                                    # request counts from arrival to its response, errors included)
@@ -87,17 +91,30 @@ Answers (returned by the responder, or queued with ``enqueue_fault``):
   ``retry-after-ms``; ``should_retry`` sets ``x-should-retry``; 400s carry
   ``x-should-retry: false`` unless told otherwise.
 * ``Drop()`` -> the connection is closed without a response.
+* ``MidStream(fault=Fault(529))`` -> streamed: 200, ``message_start`` (the cache
+  is written), then an ``error`` event carrying the fault's type and message,
+  and the stream ends; unstreamed: the fault itself.
 * ``Slow(seconds, then=None)`` -> sleep ``seconds``, then handle ``then`` as
   usual (so a generating answer still pays ``latency`` on top).  ``then=None``
   means "what would have happened otherwise": the responder's answer when the
   ``Slow`` was queued, the default answer when a responder returned it.
 
-A normal answer (not Fault/Drop) is delayed by ``latency``; faults and drops
-answer at once.  A ``max_tokens: 0`` request is a cache pre-warm: the
-responder is not consulted (queued faults still apply), it takes
-``latency * prewarm_factor`` and returns ``content: []`` with
-``stop_reason: "max_tokens"`` and ``output_tokens: 0`` (it is a 200, so
-``message_requests()`` lists it).  A text longer than ``max_tokens`` (and no
+A normal answer (not Fault/Drop) takes ``latency``: its response *begins*
+after ``latency * prefill_factor`` (the prompt is processed, the cache
+written, ``Recorded.began`` set) and ends at ``latency``; faults and drops
+answer at once.  With ``stream: true`` the answer is server-sent events
+(spec §1): the HTTP headers go out at once, ``message_start`` (with all the
+cache counters) when the response begins, the text in four
+``content_block_delta`` events spread over the rest of ``latency``, then
+``message_delta`` (stop reason, cumulative usage) and ``message_stop``.  A
+fault is an HTTP error before any event.  A ``max_tokens: 0`` request is a
+cache pre-warm (spec §3a): the responder is not consulted (queued faults
+still apply), it takes ``latency * prefill_factor`` and returns
+``content: []`` with ``stop_reason: "max_tokens"`` and ``output_tokens: 0``
+(it is a 200, so ``message_requests()`` lists it); combined with
+``stream: true``, ``thinking.type: "enabled"``, ``output_config.format`` (or
+the legacy ``output_format``) or ``tool_choice`` ``any``/``tool`` it is a 400
+``invalid_request_error``, and inside a batch an ``errored`` result.  A text longer than ``max_tokens`` (and no
 explicit ``Reply.output_tokens``) is cut to ``max_tokens * 4`` characters with
 ``stop_reason: "max_tokens"``; a listed ``stop_sequences`` entry in the text
 cuts it with ``stop_reason: "stop_sequence"``.  If a responder raises, the
@@ -118,35 +135,61 @@ Prompt-cache model
 ------------------
 Breakpoints are the blocks carrying ``cache_control`` in ``tools``, ``system``
 (list form) and message content, plus the top-level ``cache_control``
-(automatic caching: a breakpoint on the last block of the last message).  At
-most 4 (else 400); ``ttl`` is ``"5m"`` (default) or ``"1h"``.  The prefix at a
-breakpoint is the canonical JSON of the model, the output schema, and every
-tool, system block and message block (with its role) up to and including the
-breakpoint block, ``cache_control`` values ignored; its size is the
-cumulative token count at that block.  The cache is global to the emulator
-(one organisation), keyed by prefix, and expires on ``time.monotonic() +
-clock_offset``.
+(automatic caching: a breakpoint on the last cacheable block of the messages,
+walking back past thinking blocks; a no-op if that block is marked with the
+same TTL, a 400 if with another).  At most 4 (else 400); ``ttl`` is ``"5m"``
+(default) or ``"1h"``, and in render order every 1h breakpoint precedes every
+5m one (else 400).  The cache is global to the emulator (one organisation),
+keyed by prefix, and expires on ``time.monotonic() + clock_offset``.
 
-* On ARRIVAL (after validation) the longest breakpoint prefix that is cached
-  and not expired is a hit: its tokens are ``cache_read_input_tokens`` and the
-  entry's expiry is refreshed.
-* On COMPLETION (after the latency sleep) every later breakpoint whose
-  cumulative count is ``>= min_cache_tokens`` is written.  The tokens from the
-  read point to the last written breakpoint are
-  ``cache_creation_input_tokens`` (split by TTL of the breakpoint closing each
-  segment into ``cache_creation.ephemeral_5m_input_tokens`` /
-  ``ephemeral_1h_input_tokens``).
+The key of a prefix is the hash of what the API renders up to that block, in
+this order (spec §3 "what invalidates the cache", §2):
+
+1. the model (caches are per model);
+2. ``output_config.format``: the API injects a system prompt for the format
+   and the docs say "changing the output_config.format parameter will
+   invalidate any prompt cache for that conversation thread"; where it is
+   injected is not documented, so it heads the prefix here.  An entry written
+   without a format is never read by a request with one, nor the reverse,
+   nor across two schemas (so a ``max_tokens: 0`` pre-warm, which may not
+   carry a format, never warms a format-carrying call);
+3. each tool (with the whole tool list: a change invalidates everything);
+4. ``speed``, then each system block (``speed`` invalidates system and messages);
+5. ``tool_choice``, ``thinking`` and ``output_config.effort``, then each
+   message block with its role (these three invalidate the messages).
+
+``cache_control`` values are left out of the key.  Sizes: a position's size is
+the cumulative token count at its block.  Every block boundary is a position,
+except inside a run of ``tool_use`` (or ``tool_result``) blocks, which counts as
+one; a breakpoint is always one.
+
+* READ, on arrival (after validation): the longest live entry at any of the
+  ``LOOKBACK`` (20) positions ending at each breakpoint is a hit; its tokens
+  are ``cache_read_input_tokens`` and its expiry is refreshed.
+* WRITE, when the response BEGINS (``latency * prefill_factor`` after
+  arrival; spec §3a: "caches the prefix once the response begins"): every
+  breakpoint past the read point whose cumulative count is
+  ``>= min_cache_tokens`` is written.  The tokens from the read point to the
+  last written breakpoint are ``cache_creation_input_tokens`` (split by TTL
+  of the breakpoint closing each segment into
+  ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``).
 * ``input_tokens`` = total input - read - creation.
 
-So requests that arrive before the first writer completes all pay the write,
-as with the real API: a caller must pre-warm (e.g. ``max_tokens: 0``) and wait
-before fanning out.  Batch requests use the same cache, processed in order.
+So requests that arrive before the first writer's response began all pay the
+write, as with the real API ("a cache entry only becomes available after the
+first response begins"): a caller wanting hits for parallel requests waits
+for the first one's ``message_start`` (streaming) before sending the rest.
+When exactly the API counts a response as begun (the first event or the HTTP
+headers) is unverified; here the headers of a stream come first and carry no
+such promise, the entries exist before ``message_start`` is written.  Batch
+requests use the same cache, processed in order.
 
 Deviations / simplifications (documented on purpose)
 ----------------------------------------------------
-* No streaming: ``stream: true`` is a 400.  Messages-level ``system`` turns are
-  rejected for every model.  Error texts marked "unverified" in the spec are
-  plausible guesses.
+* Streaming carries a single text block; an ``error`` event only when scripted.
+  Messages-level ``system`` turns are rejected for every model.  Error texts
+  marked "unverified" in the spec (e.g. the pre-warm refusals, the TTL
+  order) are plausible guesses.
 * A canceled batch ends with every request ``canceled`` (the emulator
   processes a batch's requests only when it ends).
 * Unknown top-level fields are rejected (``<field>: Extra inputs are not
@@ -184,6 +227,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "Drop",
     "Fault",
+    "MidStream",
     "ModelSpec",
     "Recorded",
     "Refusal",
@@ -221,15 +265,20 @@ class ModelSpec:
     """Whether a final assistant turn (prefill) is accepted."""
     sampling: bool = True
     """Whether a non-default ``temperature`` is accepted (under 2023-06-01)."""
+    forced_tool_choice: bool = True
+    """Whether ``tool_choice`` ``any``/``tool`` is accepted by ``/v1/messages`` (spec §10)."""
+    forced_tool_choice_count: bool = True
+    """The same for ``/v1/messages/count_tokens`` (spec §7: Opus/Sonnet 5.5 refuse it there too)."""
 
 
 _FIVE = ModelSpec(128_000, prefill=False, sampling=False)
 DEFAULT_MODELS: Dict[str, ModelSpec] = {
     # 5.x: no prefill, no sampling knobs, 128K output.
     "claude-fable-5-2": _FIVE,
-    "claude-fable-5-1": _FIVE,
-    "claude-opus-5-5": _FIVE,
-    "claude-sonnet-5-5": _FIVE,
+    # Spec §10: forced tool use is refused by Opus 5.5, Sonnet 5.5 (count_tokens too) and Fable 5.1.
+    "claude-fable-5-1": dataclasses.replace(_FIVE, forced_tool_choice=False),
+    "claude-opus-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False),
+    "claude-sonnet-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False),
     "claude-haiku-5-5": _FIVE,
     "claude-opus-5": _FIVE,
     "claude-sonnet-5": _FIVE,
@@ -323,6 +372,14 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class MidStream:
+    """Streamed: ``message_start``, then an SSE ``error`` event with ``fault``'s type and
+    message after HTTP 200 (spec §1; the SDK raises and does not retry). Unstreamed: ``fault``."""
+
+    fault: "Fault" = field(default_factory=lambda: Fault(529))
+
+
+@dataclass(frozen=True)
 class Slow:
     """Sleep ``seconds``, then answer ``then`` (None: see the module docstring)."""
 
@@ -330,7 +387,7 @@ class Slow:
     then: Any = None
 
 
-Answer = Union[Dict[str, Any], List[Any], str, Reply, Refusal, Truncated, Fault, Drop, Slow]
+Answer = Union[Dict[str, Any], List[Any], str, Reply, Refusal, Truncated, Fault, Drop, Slow, MidStream]
 Responder = Callable[[Dict[str, Any]], Any]
 BatchOutcome = Callable[[str, Dict[str, Any]], Any]  # None, a result type name, or a Fault
 
@@ -358,6 +415,9 @@ class Recorded:
     status: int = 0
     """HTTP status sent; 0 while in flight or when the connection was dropped."""
     query: Dict[str, str] = field(default_factory=dict)
+    began: float = 0.0
+    """``POST /v1/messages`` only: when its response began (prompt processed, cache entries
+    written and readable, ``message_start`` sent when streaming); 0 if it never did."""
 
 
 @dataclass
@@ -677,10 +737,14 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
 
     if kind != "count":
         max_tokens = body["max_tokens"]
-        if max_tokens == 0 and kind == "messages":
-            pass  # cache pre-warm
-        elif max_tokens < 1:
-            raise _bad("max_tokens: Input should be greater than or equal to 1")
+        if max_tokens < 0:
+            raise _bad("max_tokens: Input should be greater than or equal to 0")
+        if max_tokens == 0 and kind == "batch":
+            # Spec §3a/§6: a pre-warm is not supported inside Message Batches (≥ 1 there).
+            raise _bad("max_tokens: Input should be greater than or equal to 1; "
+                       "a cache pre-warm (max_tokens: 0) is not supported in Message Batches")
+        if max_tokens == 0:
+            _check_prewarm(body)
         elif max_tokens > spec.max_output_tokens:
             raise _bad(
                 f"max_tokens: {max_tokens} > {spec.max_output_tokens}, which is the maximum "
@@ -715,14 +779,18 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
                 raise _bad(f"tools.{i}: Input should be a valid dictionary")
             if _check_cache_control(tool.get("cache_control"), f"tools.{i}.cache_control"):
                 breakpoints += 1
+    choice = _validate_tool_choice(body, spec, kind)
 
     if "stop_sequences" in body:
         seqs = body["stop_sequences"]
         if not isinstance(seqs, list) or not all(isinstance(s, str) for s in seqs):
             raise _bad("stop_sequences: Input should be a valid list of strings")
 
-    if body.get("stream"):
-        raise _bad("stream: streaming is not implemented by the test emulator")
+    if "stream" in body:
+        if not isinstance(body["stream"], bool):
+            raise _bad("stream: Input should be a valid boolean")
+        if body["stream"] and kind == "batch":
+            raise _bad("stream: streaming is not supported in Message Batches")
 
     if "metadata" in body:
         meta = body["metadata"]
@@ -744,6 +812,9 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
                 raise _bad("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
             if kind != "count" and budget >= body["max_tokens"]:
                 raise _bad("`max_tokens` must be greater than `thinking.budget_tokens`")
+            if choice in ("any", "tool"):
+                # Spec §10: forced tool use prefills the turn, which extended thinking cannot follow.
+                raise _bad("Thinking may not be enabled when tool_choice forces tool use.")
 
     schema_from_config = None
     if "output_config" in body:
@@ -762,22 +833,90 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
         _check_format(body["output_format"], "output_format")
 
     if "cache_control" in body:
-        if _check_cache_control(body["cache_control"], "cache_control"):
-            if not _last_block_has_cc(body["messages"]):
+        auto_ttl = _check_cache_control(body["cache_control"], "cache_control")
+        target = _auto_target(body["messages"]) if auto_ttl else None
+        if target is not None:
+            own = target[2]
+            if own is None:
                 breakpoints += 1
+            elif (own.get("ttl") or "5m") != auto_ttl:
+                # Spec §3: the last block already marked with another TTL is a conflict, not a no-op.
+                raise _bad(
+                    f"cache_control: the automatic cache_control (ttl '{auto_ttl}') conflicts with the "
+                    f"cache_control of the last cacheable block (ttl '{own.get('ttl') or '5m'}')"
+                )
     if breakpoints > MAX_CACHE_BREAKPOINTS:
         raise _bad(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
         )
+    ttls = [point.ttl for point in _analyse(body).breakpoints]
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m"):]:
+        # Spec §3: in render order (tools, system, messages) 1h entries must precede 5m ones.
+        raise _bad(
+            "cache_control: a block with ttl '1h' must not come after a block with ttl '5m' "
+            "(order: tools, system, messages)"
+        )
 
 
-def _last_block_has_cc(messages: List[Any]) -> bool:
-    if not messages:
-        return False
-    content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
-    if isinstance(content, list) and content and isinstance(content[-1], dict):
-        return content[-1].get("cache_control") is not None
-    return False
+def _check_prewarm(body: Dict[str, Any]) -> None:
+    """Spec §3a: ``max_tokens: 0`` only prefills the prompt; what needs generation is refused."""
+    what = "max_tokens: 0 (cache pre-warm) cannot be combined with"
+    if body.get("stream") is True:
+        raise _bad(f"{what} stream: true")
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        raise _bad(f"{what} thinking.type: 'enabled'")
+    if _output_schema(body) is not None:
+        raise _bad(f"{what} output_config.format")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        raise _bad(f"{what} tool_choice.type: '{choice['type']}'")
+
+
+def _validate_tool_choice(body: Dict[str, Any], spec: ModelSpec, kind: str) -> Optional[str]:
+    """Spec §10: the shape of ``tool_choice`` and the models refusing forced tool use; its type."""
+    if body.get("tool_choice") is None:
+        return None
+    choice = body["tool_choice"]
+    if not isinstance(choice, dict):
+        raise _bad("tool_choice: Input should be a valid dictionary")
+    ctype = choice.get("type")
+    if ctype not in ("auto", "any", "tool", "none"):
+        raise _bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    allowed = {"type"} | ({"disable_parallel_tool_use"} if ctype != "none" else set()) | (
+        {"name"} if ctype == "tool" else set())
+    for key in choice:
+        if key not in allowed:
+            raise _bad(f"tool_choice.{ctype}.{key}: Extra inputs are not permitted")
+    if ctype == "tool" and not isinstance(choice.get("name"), str):
+        raise _bad("tool_choice.tool.name: Field required")
+    if ctype in ("any", "tool"):
+        if not (spec.forced_tool_choice_count if kind == "count" else spec.forced_tool_choice):
+            raise _bad('tool_choice: type "tool" and "any" are not supported for this model.')
+        names = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        if ctype == "tool" and choice["name"] not in names:
+            raise _bad(f"tool_choice: tool '{choice['name']}' not found in tools")  # text unverified
+        if ctype == "any" and not names:
+            raise _bad("tool_choice: type 'any' requires at least one tool")  # text unverified
+    return str(ctype)
+
+
+# Blocks that can carry cache_control, hence a target of automatic caching (spec §3).
+_CACHEABLE = frozenset({"text", "image", "document", "search_result", "tool_use", "tool_result"})
+
+
+def _auto_target(messages: List[Any]) -> Optional[Tuple[int, int, Any]]:
+    """(message index, block index, the block's own cache_control) of the block top-level
+    ``cache_control`` lands on: the last cacheable one, walking back (spec §3)."""
+    for i in range(len(messages) - 1, -1, -1):
+        content = messages[i].get("content") if isinstance(messages[i], dict) else None
+        if isinstance(content, str):
+            return i, 0, None  # a string turn is one text block
+        blocks = content if isinstance(content, list) else []
+        for j in range(len(blocks) - 1, -1, -1):
+            if isinstance(blocks[j], dict) and blocks[j].get("type") in _CACHEABLE:
+                return i, j, blocks[j].get("cache_control")
+    return None
 
 
 def _validate_messages(messages: List[Any], version: str, spec: ModelSpec) -> int:
@@ -831,9 +970,46 @@ def _validate_messages(messages: List[Any], version: str, spec: ModelSpec) -> in
                 breakpoints += 1
     if messages[0]["role"] != "user":
         raise _bad('messages: first message must use the "user" role')
+    _check_tool_results(messages)
     if messages[last]["role"] == "assistant" and not spec.prefill:
         raise _bad(PREFILL_MESSAGE)
     return breakpoints
+
+
+def _check_tool_results(messages: List[Dict[str, Any]]) -> None:
+    """Spec §10: every ``tool_use`` is answered in the next user message, its ``tool_result`` blocks first."""
+    def blocks(message: Dict[str, Any]) -> List[Dict[str, Any]]:
+        content = message["content"]
+        return content if isinstance(content, list) else [{"type": "text", "text": content}]
+
+    for i, message in enumerate(messages):
+        asked = [b.get("id") for b in blocks(message) if b.get("type") == "tool_use"] \
+            if message["role"] == "assistant" else []
+        if i > 0 and message["role"] == "user":
+            previous = messages[i - 1]
+            expected = {b.get("id") for b in blocks(previous) if b.get("type") == "tool_use"} \
+                if previous["role"] == "assistant" else set()
+            for block in blocks(message):
+                if block.get("type") == "tool_result" and block.get("tool_use_id") not in expected:
+                    raise _bad(
+                        f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                        "`tool_use` block in the previous message."
+                    )
+        if not asked or i == len(messages) - 1:
+            continue
+        answered: set = set()
+        for block in blocks(messages[i + 1]) if messages[i + 1]["role"] == "user" else []:
+            if block.get("type") != "tool_result":
+                break  # results come first; anything after other content does not count
+            answered.add(block.get("tool_use_id"))
+        missing = [x for x in asked if x not in answered]
+        if missing:
+            raise _bad(
+                f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(str(x) for x in missing)}. Each `tool_use` block must have a corresponding "
+                "`tool_result` block in the next message."
+            )
 
 
 def _validate_system(system: Any) -> int:
@@ -860,17 +1036,25 @@ def _validate_system(system: Any) -> int:
 # --------------------------------------------------------------------------- prompt analysis
 
 
+LOOKBACK = 20
+"""Positions a read looks back from each breakpoint, the breakpoint included (spec §3)."""
+
+
 @dataclass(frozen=True)
 class _Breakpoint:
     key: str
     cumulative: int
     ttl: str
+    position: int
+    """Index of this breakpoint's block in ``_Prompt.positions``."""
 
 
 @dataclass(frozen=True)
 class _Prompt:
     total: int
     breakpoints: Tuple[_Breakpoint, ...]
+    positions: Tuple[Tuple[str, int], ...] = ()
+    """(prefix key, cumulative tokens) at each position a read may look back to."""
 
 
 def _output_schema(body: Dict[str, Any]) -> Any:
@@ -883,22 +1067,33 @@ def _output_schema(body: Dict[str, Any]) -> Any:
 
 
 def _analyse(body: Dict[str, Any]) -> _Prompt:
-    """Token count and cache breakpoints of a validated body (see module docstring)."""
+    """Token count, cache breakpoints and lookback positions of a validated body (see module docstring)."""
     digest = hashlib.sha256()
     total = 0
     points: List[_Breakpoint] = []
+    positions: List[Tuple[str, int]] = []
 
     def feed(item: Any) -> None:
         digest.update(_canonical(item).encode("utf-8"))
         digest.update(b"\x1e")
 
-    def mark(cc: Any) -> None:
-        ttl = cc.get("ttl") or "5m"
-        points.append(_Breakpoint(digest.copy().hexdigest(), total, ttl))
+    def close(cc: Any, merge: bool = False) -> None:
+        # A block boundary is a position, except inside a run of tool_use (or tool_result)
+        # blocks, which counts as one (spec §3); a breakpoint is always one.
+        if merge and not cc:
+            return
+        key = digest.copy().hexdigest()
+        positions.append((key, total))
+        if cc:
+            points.append(_Breakpoint(key, total, cc.get("ttl") or "5m", len(positions) - 1))
 
     feed(["model", body["model"]])
+    # The API renders a system prompt of its own for output_config.format (spec §2, §3a):
+    # "changing the output_config.format parameter will invalidate any prompt cache".
+    # Where it is injected is not documented, so it heads the prefix here: a request
+    # without a format, and one with another schema, share no entry with this one.
     schema = _output_schema(body)
-    feed(["schema", schema])
+    feed(["format", schema])
     if schema is not None:
         total += tokens(_canonical(schema))
 
@@ -906,32 +1101,34 @@ def _analyse(body: Dict[str, Any]) -> _Prompt:
         stripped = _strip_cc(tool)
         feed(["tool", stripped])
         total += tokens(_canonical(stripped))
-        if tool.get("cache_control"):
-            mark(tool["cache_control"])
+        close(tool.get("cache_control"))
 
+    # Spec §3 invalidation table: `speed` invalidates system and messages ...
+    feed(["speed", body.get("speed")])
     system = body.get("system")
     if isinstance(system, str):
         system = [{"type": "text", "text": system}] if system else []
     for block in system or []:
         feed(["system", _strip_cc(block)])
         total += _block_tokens(block)
-        if block.get("cache_control"):
-            mark(block["cache_control"])
+        close(block.get("cache_control"))
 
+    # ... and tool_choice, thinking and output_config.effort the messages.
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    feed(["rendering", body.get("tool_choice"), body.get("thinking"), effort])
     auto = body.get("cache_control")
-    messages = body["messages"]
-    for i, message in enumerate(messages):
+    target = _auto_target(body["messages"]) if auto else None
+    for i, message in enumerate(body["messages"]):
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         for j, block in enumerate(blocks):
             feed(["message", message["role"], _strip_cc(block)])
             total += _block_tokens(block)
-            own = block.get("cache_control")
-            if own:
-                mark(own)
-            elif auto and i == len(messages) - 1 and j == len(blocks) - 1:
-                mark(auto)
-    return _Prompt(total, tuple(points))
+            kind = block.get("type")
+            merge = kind in ("tool_use", "tool_result") and j + 1 < len(blocks) and blocks[j + 1].get("type") == kind
+            close(block.get("cache_control") or (auto if target and target[:2] == (i, j) else None), merge)
+    return _Prompt(total, tuple(points), tuple(positions))
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -954,6 +1151,8 @@ class _Response:
     chunks: Optional[List[bytes]] = None
     """When set, the body is written in these pieces, calling ``on_chunk(index)`` before each."""
     on_chunk: Optional[Callable[[int], None]] = None
+    stream: Optional[Iterator[bytes]] = None
+    """Server-sent events: the headers go out at once, then each item as a chunk (chunked encoding)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1021,6 +1220,9 @@ class _Handler(BaseHTTPRequestHandler):
         return (self.rfile.read(length) if length else b""), False
 
     def send(self, response: _Response, request_id: str) -> None:
+        if response.stream is not None:
+            self.send_stream(response, request_id)
+            return
         reason = "Overloaded" if response.status == 529 else None
         self.send_response(response.status, reason)
         self.send_header("request-id", request_id)
@@ -1039,6 +1241,26 @@ class _Handler(BaseHTTPRequestHandler):
                 response.on_chunk(index)
             self.wfile.write(chunk)
             self.wfile.flush()
+
+
+    def send_stream(self, response: _Response, request_id: str) -> None:
+        assert response.stream is not None
+        self.send_response(response.status)
+        self.send_header("request-id", request_id)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        for chunk in response.stream:
+            self.wfile.write(f"{len(chunk):x}\r\n".encode("ascii") + chunk + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def _sse(event: str, data: Dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode("utf-8")
 
 
 def _json_response(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> _Response:
@@ -1122,14 +1344,14 @@ class AnthropicEmulator:
         *,
         models: Optional[Mapping[str, ModelSpec]] = None,
         min_cache_tokens: int = 1024,
-        prewarm_factor: float = 0.05,
+        prefill_factor: float = 0.05,
         batch_processing_seconds: float = 0.2,
         batch_cancel_seconds: float = 0.05,
     ) -> None:
         self.api_keys = frozenset((api_keys,) if isinstance(api_keys, str) else api_keys)
         self._defaults = dict(
             min_cache_tokens=min_cache_tokens,
-            prewarm_factor=prewarm_factor,
+            prefill_factor=prefill_factor,
             batch_processing_seconds=batch_processing_seconds,
             batch_cancel_seconds=batch_cancel_seconds,
         )
@@ -1146,7 +1368,7 @@ class AnthropicEmulator:
 
     def _init_state(self) -> None:
         self.latency: float = 0.0
-        self.prewarm_factor: float = float(self._defaults["prewarm_factor"])
+        self.prefill_factor: float = float(self._defaults["prefill_factor"])
         self.min_cache_tokens: int = int(self._defaults["min_cache_tokens"])
         self.batch_processing_seconds: float = float(self._defaults["batch_processing_seconds"])
         self.batch_cancel_seconds: float = float(self._defaults["batch_cancel_seconds"])
@@ -1227,6 +1449,15 @@ class AnthropicEmulator:
             self._in_flight = in_flight
         for timer in timers:
             timer.cancel()
+
+    @property
+    def prewarm_factor(self) -> float:
+        """Former name of ``prefill_factor`` (a pre-warm is a prefill and nothing more)."""
+        return self.prefill_factor
+
+    @prewarm_factor.setter
+    def prewarm_factor(self, value: float) -> None:
+        self.prefill_factor = value
 
     # ----------------------------------------------------------------- inspection
 
@@ -1322,12 +1553,14 @@ class AnthropicEmulator:
                     Fault(500, "api_error", f"emulator error: {exc!r}", should_retry=False), request_id
                 )
             # Record before sending: once the client has the answer, so does `requests`.
-            with self._lock:
-                record.status = 0 if response.drop else response.status
-                record.finished = time.monotonic()
-                if is_message:
-                    self._in_flight -= 1
-                    is_message = False  # counted out: the `finally` must not do it again
+            # A stream records itself before its last event and counts out in `finally`.
+            if response.stream is None:
+                with self._lock:
+                    record.status = 0 if response.drop else response.status
+                    record.finished = time.monotonic()
+                    if is_message:
+                        self._in_flight -= 1
+                        is_message = False  # counted out: the `finally` must not do it again
             if response.drop:
                 handler.close_connection = True
             else:
@@ -1384,7 +1617,7 @@ class AnthropicEmulator:
         if path == "/v1/messages":
             if method != "POST":
                 raise _method_not_allowed(method, path)
-            return self._messages(handler, body, version, request_id)
+            return self._messages(body, version, request_id, record)
         if path == "/v1/messages/count_tokens":
             if method != "POST":
                 raise _method_not_allowed(method, path)
@@ -1423,16 +1656,16 @@ class AnthropicEmulator:
 
     # ----------------------------------------------------------------- messages
 
-    def _messages(self, handler: _Handler, body: Dict[str, Any], version: str, request_id: str) -> _Response:
+    def _messages(self, body: Dict[str, Any], version: str, request_id: str, record: Recorded) -> _Response:
         _validate(body, version, "messages", self.models)
         prompt = _analyse(body)
         prewarm = body["max_tokens"] == 0
-        read_index, read_tokens = self._cache_read(prompt)
+        read_tokens = self._cache_read(prompt)
 
         with self._lock:
             queued = self._faults.popleft() if self._faults else None
             latency = self.latency
-            factor = self.prewarm_factor
+            factor = self.prefill_factor
 
         def fallback() -> Any:
             return _PREWARM if prewarm else self._call_responder(body)
@@ -1446,39 +1679,104 @@ class AnthropicEmulator:
                 answer = fallback()
             else:
                 answer = _PREWARM if prewarm else DEFAULT_ANSWER
+        if isinstance(answer, MidStream) and not body.get("stream"):
+            answer = answer.fault
         if isinstance(answer, Fault):
             return _fault_response(answer, request_id)
         if isinstance(answer, Drop):
             return _Response(0, b"", drop=True)
 
-        generated = _generate(answer, body)
-        time.sleep(max(0.0, latency * (factor if prewarm else 1.0)))
-        usage = self._cache_write(prompt, read_index, read_tokens, generated)
+        broken = answer.fault if isinstance(answer, MidStream) else None
+        generated = _generate(DEFAULT_ANSWER if broken else answer, body)
+        prefill = max(0.0, latency * factor)
+        rest = 0.0 if prewarm else max(0.0, latency - prefill)
+        if body.get("stream"):
+            return _Response(200, b"", content_type="text/event-stream",
+                             stream=self._events(body, prompt, read_tokens, generated, prefill, rest, record,
+                                                 broken))
+        time.sleep(prefill)
+        usage = self._begin(prompt, read_tokens, generated, record)
+        time.sleep(rest)
         return _json_response(200, _message_json(body, generated, usage, "standard"))
+
+    def _begin(self, prompt: _Prompt, read_tokens: int, generated: _Generated,
+               record: Optional[Recorded]) -> _Usage:
+        """The response begins: the prompt is processed and its cache entries become readable."""
+        usage = self._cache_write(prompt, read_tokens, generated)
+        if record is not None:
+            with self._lock:
+                record.began = time.monotonic()
+        return usage
+
+    def _events(self, body: Dict[str, Any], prompt: _Prompt, read_tokens: int, generated: _Generated,
+                prefill: float, rest: float, record: Recorded, broken: Optional[Fault] = None) -> Iterator[bytes]:
+        """The SSE events of a streamed answer (spec §1), paced like a non-streamed one."""
+        time.sleep(prefill)
+        usage = self._begin(prompt, read_tokens, generated, record)
+        start = _message_json(body, _Generated(None, ""), usage, "standard")
+        start.update(stop_reason=None, stop_sequence=None, stop_details=None)
+        start["usage"]["output_tokens"] = 1  # as in the docs' example; message_delta carries the total
+        yield _sse("message_start", {"type": "message_start", "message": start})
+        yield _sse("ping", {"type": "ping"})
+        if broken is not None:
+            with self._lock:
+                record.status = 200
+                record.finished = time.monotonic()
+            yield _sse("error", {"type": "error", "error": {"type": broken.resolved_type,
+                                                            "message": broken.resolved_message}})
+            return
+        text = generated.text or ""
+        pieces = [text[i:i + max(1, math.ceil(len(text) / 4))] for i in range(0, len(text), max(1, math.ceil(len(text) / 4)))]
+        yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}})
+        for piece in pieces:
+            time.sleep(rest / len(pieces))
+            yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "text_delta", "text": piece}})
+        if not pieces:
+            time.sleep(rest)
+        yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+        final = usage.to_json("standard")
+        yield _sse("message_delta", {
+            "type": "message_delta",
+            "delta": {"stop_reason": generated.stop_reason, "stop_sequence": generated.stop_sequence,
+                      "stop_details": generated.stop_details, "container": None},
+            "usage": {k: final[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                            "cache_read_input_tokens")},
+        })
+        with self._lock:  # as for a plain answer: recorded before the client has all of it
+            record.status = 200
+            record.finished = time.monotonic()
+        yield _sse("message_stop", {"type": "message_stop"})
 
     def _call_responder(self, body: Dict[str, Any]) -> Any:
         with self._lock:
             responder = self.responder
         return responder(copy.deepcopy(body))
 
-    def _cache_read(self, prompt: _Prompt) -> Tuple[int, int]:
-        """(index of the longest live breakpoint, its tokens); (-1, 0) on a miss."""
+    def _cache_read(self, prompt: _Prompt) -> int:
+        """Tokens of the longest live entry within the lookback of any breakpoint (0: a miss).
+
+        A hit refreshes the entry's TTL (spec §3)."""
+        candidates: set = set()
+        for point in prompt.breakpoints:
+            candidates.update(range(max(0, point.position - LOOKBACK + 1), point.position + 1))
         with self._lock:
             now = self._now()
-            for index in range(len(prompt.breakpoints) - 1, -1, -1):
-                point = prompt.breakpoints[index]
-                entry = self._cache.get(point.key)
+            for index in sorted(candidates, reverse=True):
+                key, cumulative = prompt.positions[index]
+                entry = self._cache.get(key)
                 if entry is not None and entry.expires > now:
                     entry.expires = now + entry.ttl
-                    return index, point.cumulative
-        return -1, 0
+                    return cumulative
+        return 0
 
-    def _cache_write(self, prompt: _Prompt, read_index: int, read_tokens: int, generated: _Generated) -> _Usage:
+    def _cache_write(self, prompt: _Prompt, read_tokens: int, generated: _Generated) -> _Usage:
         five = hour = 0
         with self._lock:
             now = self._now()
             previous = read_tokens
-            for point in prompt.breakpoints[read_index + 1:]:
+            for point in prompt.breakpoints:
                 if point.cumulative < self.min_cache_tokens or point.cumulative <= previous:
                     continue
                 ttl = TTL_SECONDS[point.ttl]
@@ -1693,16 +1991,18 @@ class AnthropicEmulator:
         except _ApiError as err:
             return _errored(err.error_type, err.message)
         prompt = _analyse(params)
-        read_index, read_tokens = self._cache_read(prompt)
+        read_tokens = self._cache_read(prompt)
         answer = self._call_responder(params)
         while isinstance(answer, Slow):  # no sleeping inside a batch
             answer = answer.then if answer.then is not None else DEFAULT_ANSWER
+        if isinstance(answer, MidStream):  # batches do not stream
+            answer = answer.fault
         if isinstance(answer, Fault):
             return _errored(answer.resolved_type, answer.resolved_message)
         if isinstance(answer, Drop):
             return _errored("api_error", "Internal server error")
         generated = _generate(answer, params)
-        usage = self._cache_write(prompt, read_index, read_tokens, generated)
+        usage = self._begin(prompt, read_tokens, generated, None)
         return {"type": "succeeded", "message": _message_json(params, generated, usage, "batch")}
 
 
