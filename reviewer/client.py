@@ -3,6 +3,11 @@
 Every call is a new conversation holding a single user message; nothing of one
 call's conversation reaches another. The official SDK reads ANTHROPIC_API_KEY and
 ANTHROPIC_BASE_URL, and retries 408/409/429/5xx/529 honouring `retry-after`.
+
+A call can be the review's cache lead (`ask(..., began=event)`): its first
+attempt is streamed, and `event` is set when its `message_start` arrives, the
+moment the prompt-cache entries it writes become readable (anthropic.md §3a),
+so the engine can hold the other calls until then.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import anthropic
 
@@ -31,6 +36,10 @@ KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 class CallFailed(Exception):
     """This call produced no valid answer; the caller records it and goes on."""
+
+
+class _StreamBroke(Exception):
+    """A streamed answer failed after its headers: an SSE `error` event or a cut body."""
 
 
 def require_credentials() -> None:
@@ -131,12 +140,12 @@ class ModelClient:
             self.notes.append(pricing.unknown_price_note(model))
         self.calls.append(Call(pass_name, subject, model, usage, cost, ok, repair, seconds))
 
-    async def _create(self, pass_name: PassName, subject: str, model: str, repair: bool,
-                      **params: Any) -> anthropic.types.Message:
+    async def _call(self, pass_name: PassName, subject: str, model: str, repair: bool,
+                    send: Callable[[], Awaitable[anthropic.types.Message]]) -> anthropic.types.Message:
         async with self._slots:
             started = time.monotonic()
             try:
-                message = await self._sdk.messages.create(model=model, **params)
+                message = await send()
             except FATAL as exc:
                 raise refused(exc) from exc
             except anthropic.APIStatusError as exc:
@@ -146,48 +155,77 @@ class ModelClient:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
                 kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "connection failed"
                 raise CallFailed(f"request {kind} after {self.config.max_retries} retries") from exc
+            except _StreamBroke:
+                self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
+                raise
         self._record(pass_name, subject, model, usage_of(message), True, repair, time.monotonic() - started)
         return message
 
-    async def prewarm(self, model: str, prefix: Prefix, schema: dict[str, Any]) -> bool:
-        """Write the shared prefix to the prompt cache before the concurrent calls start.
+    async def _create(self, pass_name: PassName, subject: str, model: str, repair: bool,
+                      **params: Any) -> anthropic.types.Message:
+        return await self._call(pass_name, subject, model, repair,
+                                lambda: self._sdk.messages.create(model=model, **params))
 
-        A cache entry is readable only once the request writing it has finished,
-        so calls launched together would all pay the write. `max_tokens: 0` asks
-        for prefill only: it returns as soon as the prefix is cached.
-        Returns False (and the review goes on uncached) if the endpoint refuses.
+    async def _stream(self, pass_name: PassName, subject: str, model: str, began: asyncio.Event,
+                      **params: Any) -> anthropic.types.Message:
+        """One call through the SDK's streaming helper; sets `began` at `message_start`.
+
+        Not at the HTTP headers: the docs promise the cache entry once "the response
+        begins", and whether the headers already count is not documented.
         """
-        try:
-            await self._create(
-                "prewarm", "prewarm", model, False,
-                max_tokens=0,
-                system=list(prefix.blocks),
-                messages=[{"role": "user", "content": "Prepare to review."}],
-                output_config={"format": {"type": "json_schema", "schema": schemas.for_model(schema)}},
-            )
-        except CallFailed as exc:
-            self.notes.append(f"cache pre-warm failed, calls run uncached: {exc}")
-            return False
-        return True
+        async def send() -> anthropic.types.Message:
+            async with self._sdk.messages.stream(model=model, **params) as stream:
+                try:
+                    while (await stream.__anext__()).type != "message_start":
+                        pass
+                    began.set()
+                    return await stream.get_final_message()
+                except (anthropic.APIStatusError, StopAsyncIteration, *STREAM_ERRORS) as exc:
+                    what = api_message(exc) if isinstance(exc, anthropic.APIStatusError) else type(exc).__name__
+                    raise _StreamBroke(what) from exc
+
+        return await self._call(pass_name, subject, model, False, send)
 
     async def ask(self, *, pass_name: PassName, subject: str, model: str, prefix: Prefix,
-                  user: str, schema: dict[str, Any]) -> dict[str, Any]:
+                  user: str, schema: dict[str, Any], began: asyncio.Event | None = None) -> dict[str, Any]:
         """The model's answer to `user`, valid against the full `schema`.
 
         One repair call quotes the validation error; raises CallFailed when that
         fails too, and ServiceError for failures every call would share.
+
+        With `began` this is the cache lead call: its first attempt is streamed
+        and `began` is set once that response has begun, or once the call is
+        over whatever happened, so no waiter hangs. A stream that breaks after
+        its headers (the SDK retries nothing then, anthropic.md §5) is sent
+        again once without streaming.
         """
+        try:
+            return await self._ask(pass_name, subject, model, prefix, user, schema, began)
+        finally:
+            if began is not None:
+                began.set()
+
+    async def _ask(self, pass_name: PassName, subject: str, model: str, prefix: Prefix,
+                   user: str, schema: dict[str, Any], began: asyncio.Event | None) -> dict[str, Any]:
         output_config = {"format": {"type": "json_schema", "schema": schemas.for_model(schema)}}
         content = user
         error = ""
         for attempt in range(2):
-            message = await self._create(
-                pass_name, subject, model, attempt > 0,
+            params: dict[str, Any] = dict(
                 max_tokens=self.config.max_output_tokens,
                 system=list(prefix.blocks),
                 messages=[{"role": "user", "content": content}],
                 output_config=output_config,
             )
+            if began is not None and attempt == 0:
+                try:
+                    message = await self._stream(pass_name, subject, model, began, **params)
+                except _StreamBroke as exc:
+                    began.set()
+                    self.notes.append(f"the cache lead call's stream broke ({exc}); it was sent again unstreamed")
+                    message = await self._create(pass_name, subject, model, False, **params)
+            else:
+                message = await self._create(pass_name, subject, model, attempt > 0, **params)
             text = _text(message)
             answer, error = check_answer(message, schema, text)
             if answer is not None:

@@ -5,14 +5,18 @@
 estimate describes the real run.
 
 Prompt cache policy: every call starts with the same system prefix (rubric and
-repository guidelines) marked `cache_control`. A cache entry can be read only
-after the request that writes it has completed, so per-file calls launched
-together would all pay the write. When there are two or more per-file calls,
-one `max_tokens: 0` pre-warm request writes the prefix first (prefill only, so
-it returns quickly) and every later call reads it. The cross-file call uses the
-same schema and reads it too; the aggregate call uses another schema, which the
-cache cannot share, so it is sent without a breakpoint instead of paying a
-write nobody reads.
+repository guidelines) marked `cache_control`. A cache entry becomes readable
+only once the response of the request writing it *begins* (anthropic.md §3a),
+so per-file calls launched together would all pay the write. When there are
+two or more per-file calls (and `config.prewarm`, "cache lead call", is on),
+the first one is sent alone and streamed; the others are launched when its
+`message_start` arrives, and read what it wrote. No extra request is billed:
+a `max_tokens: 0` pre-warm cannot carry `output_config.format` (400), and one
+without it would render another prompt than the format-carrying calls, which
+would then miss ("changing output_config.format invalidates any prompt
+cache", §2). The cross-file call uses the same schema and reads the prefix
+too; the aggregate call uses another schema, which the cache cannot share, so
+it is sent without a breakpoint instead of paying a write nobody reads.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ class _Setup:
     tasks: list[per_file.FileTask]
     prefix: Prefix
     cache_ok: bool
-    prewarm: bool
+    lead: bool
+    """The first per-file call goes alone; the others start once its response began."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,9 +74,9 @@ def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None
     tasks = [t for f in files for t in per_file.tasks(f, config, prior.for_file(f.path))]
     prefix = Prefix.build(config.guidelines)
     cache_ok = prefix.tokens >= config.cache_min_tokens
-    prewarm = config.prewarm and cache_ok and len(tasks) >= 2
+    lead = config.prewarm and cache_ok and len(tasks) >= 2
     notes = [t.note for t in tasks if t.note]
-    return _Setup(tasks, prefix, cache_ok, prewarm, notes)
+    return _Setup(tasks, prefix, cache_ok, lead, notes)
 
 
 def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None) -> Plan:
@@ -108,8 +113,7 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     if not s.tasks:
         return Plan((), diff.skipped, (), Usage(), 0.0, tuple(notes))
     per_file_model = config.model_for("per_file")
-    if s.prewarm:
-        add("prewarm", "prewarm", per_file_model, 5, 0, True, schema_tokens)
+    # No pre-warm call: the first per-file call writes the prefix, the others read it.
     for t in s.tasks:
         add("per_file", t.subject, per_file_model, pricing.estimate_tokens(t.user), ESTIMATED_OUTPUT_TOKENS, True, schema_tokens)
     guessed = len(diff.files) * ESTIMATED_FINDINGS_PER_FILE
@@ -156,21 +160,23 @@ async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str]
 async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: _Setup, client: ModelClient) -> ReviewResult:
     answer_schema = schemas.findings_answer_schema()
     notes = list(s.notes)
-    if s.prewarm:
-        await client.prewarm(config.model_for("per_file"), s.prefix, answer_schema)
-
     progress.start("per-file review", len(s.tasks))
+    # The cache lead: the first task's call runs alone until its response begins (it
+    # has then written the prefix), so every other per-file call reads the cache.
+    began = asyncio.Event() if s.lead else None
 
-    async def one(task: per_file.FileTask) -> dict[str, Any]:
+    async def one(task: per_file.FileTask, lead: bool) -> dict[str, Any]:
+        if began is not None and not lead:
+            await began.wait()
         try:
             return await client.ask(
                 pass_name="per_file", subject=task.subject, model=config.model_for("per_file"),
-                prefix=s.prefix, user=task.user, schema=answer_schema,
+                prefix=s.prefix, user=task.user, schema=answer_schema, began=began if lead else None,
             )
         finally:
             progress.advance()
 
-    outcomes = await _gather([one(t) for t in s.tasks])
+    outcomes = await _gather([one(t, i == 0) for i, t in enumerate(s.tasks)])
     progress.stop()
 
     found: list[Finding] = []

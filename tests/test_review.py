@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reviewer import diff, schemas
+from reviewer import diff, engine, schemas
 from reviewer.cli import main
-from tests.emulators.anthropic import Fault, Refusal
+from reviewer.config import Config
+from tests.emulators.anthropic import Fault, MidStream, Refusal
 from tests.model_script import ScriptedModel, each_alone, pass_of, user_text
 
 DIFFS = Path(__file__).parent / "data" / "diffs"
@@ -52,12 +53,14 @@ def test_review_of_a_git_repo_makes_one_call_per_file_plus_cross_and_aggregate(
     assert schemas.first_error(schemas.load("review"), doc) is None
 
     sent = anthropic_emu.message_requests()
-    kinds = [pass_of(r.body) if r.body["max_tokens"] else "prewarm" for r in sent]
-    assert sorted(kinds) == ["aggregate", "cross_file", "per_file", "per_file", "prewarm"]
+    assert [r.status for r in anthropic_emu.requests] == [200] * len(sent)  # nothing refused
+    kinds = [pass_of(r.body) for r in sent]
+    assert sorted(kinds) == ["aggregate", "cross_file", "per_file", "per_file"]
     for r in sent:
         assert len(r.body["messages"]) == 1 and r.body["messages"][0]["role"] == "user"
         assert r.body["output_config"]["format"]["type"] == "json_schema"
-    assert doc["stats"]["calls"] == {"prewarm": 1, "per_file": 2, "cross_file": 1, "aggregate": 1, "repairs": 0}
+    # No pre-warm request any more; the key stays in the schema'd stats, at 0.
+    assert doc["stats"]["calls"] == {"prewarm": 0, "per_file": 2, "cross_file": 1, "aggregate": 1, "repairs": 0}
     assert doc["stats"]["files_reviewed"] == ["app.py", "util.py"]
     assert doc["stats"]["files_skipped"] == [{"file": "poetry.lock", "reason": "ignored by *.lock"}]
 
@@ -93,14 +96,90 @@ def test_per_file_call_sees_surrounding_file_and_nothing_of_other_calls(anthropi
     assert len(systems) == 1  # one shared, cacheable prefix
 
 
-def test_per_file_calls_read_the_prewarmed_cache(anthropic_emu, repo: Path, capsys) -> None:
-    anthropic_emu.latency = 0.2
-    code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
-    assert code == 0, err
-    usage = json.loads(out)["stats"]["usage"]
-    assert usage["cache_read_input_tokens"] > 0
-    per_file = [r for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
-    assert all(r.started >= anthropic_emu.message_requests()[0].finished for r in per_file)
+def _files_diff(n: int) -> str:
+    return "".join(
+        f"diff --git a/m{i}.py b/m{i}.py\n--- a/m{i}.py\n+++ b/m{i}.py\n@@ -1 +1,2 @@\n x = {i}\n+y = x * {i}\n"
+        for i in range(n)
+    )
+
+
+def test_per_file_calls_after_the_first_read_the_prefix_it_wrote(anthropic_emu) -> None:
+    anthropic_emu.latency = 0.4
+    anthropic_emu.prefill_factor = 0.25  # the response begins 0.1 s in, ends at 0.4 s
+    n = 5
+    result = engine.review(diff.parse(_files_diff(n)), Config())
+    assert len(result.reviewed) == n and not result.failed and not result.notes
+
+    # Every request was accepted: no 400 for a pre-warm the API refuses (anthropic.md §3a).
+    assert all(r.status == 200 for r in anthropic_emu.requests)
+    sent = [r for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
+    assert len(sent) == n and [c.pass_name for c in result.calls].count("prewarm") == 0
+
+    # One write of the shared prefix, by the first per-file call, and n-1 reads of it.
+    per_file = [c for c in result.calls if c.pass_name == "per_file"]
+    writes = [c for c in per_file if c.usage.cache_creation_input_tokens]
+    reads = [c for c in per_file if c.usage.cache_read_input_tokens]
+    assert len(writes) == 1 and len(reads) == n - 1 and writes[0] not in reads
+    assert {c.usage.cache_read_input_tokens for c in reads} == {writes[0].usage.cache_creation_input_tokens}
+
+    # The lead went alone and streamed; the others left once its response had begun,
+    # and ran together, not after it had finished.
+    lead, *others = sorted(sent, key=lambda r: r.started)
+    assert lead.body.get("stream") is True and not any(r.body.get("stream") for r in others)
+    assert all(r.started >= lead.began > 0 for r in others)
+    assert all(r.started < lead.finished for r in others)
+
+
+def test_no_lead_call_when_caching_does_not_apply(anthropic_emu) -> None:
+    # A prefix under the model's minimum is never cached: nothing to wait for.
+    result = engine.review(diff.parse(_files_diff(3)), Config(cache_min_tokens=10**6))
+    assert len(result.reviewed) == 3
+    assert not any(r.body.get("stream") for r in anthropic_emu.message_requests())
+    assert plan_calls(Config(cache_min_tokens=10**6)) == plan_calls(Config(prewarm=False))
+
+
+def plan_calls(config: Config) -> list[tuple[str, int, int]]:
+    p = engine.plan(diff.parse(_files_diff(3)), config)
+    return [(c.pass_name, c.input_tokens, c.cached_tokens) for c in p.calls]
+
+
+def test_plan_has_no_prewarm_call_and_bills_one_write(anthropic_emu) -> None:
+    p = engine.plan(diff.parse(_files_diff(4)), Config())
+    assert [c.pass_name for c in p.calls] == ["per_file"] * 4 + ["cross_file", "aggregate"]
+    prefix = p.calls[0].cached_tokens
+    assert prefix > 0
+    # The estimate: one write (the first per-file call), reads by the 3 others and the cross-file call ...
+    assert (p.usage.cache_creation_input_tokens, p.usage.cache_read_input_tokens) == (prefix, 4 * prefix)
+    # ... which is what the run bills.
+    result = engine.review(diff.parse(_files_diff(4)), Config())
+    billed = [c for c in result.calls if c.pass_name in ("per_file", "cross_file")]
+    assert sum(1 for c in billed if c.usage.cache_creation_input_tokens) == 1
+    assert sum(1 for c in billed if c.usage.cache_read_input_tokens) == 4
+
+
+def test_a_lead_call_whose_stream_breaks_is_sent_again_unstreamed(anthropic_emu) -> None:
+    first: list[bool] = []
+
+    def responder(body: dict) -> object:
+        if body.get("stream") and not first:
+            first.append(True)
+            return MidStream(Fault(529))  # message_start, then an error event (the SDK does not retry)
+        return {"findings": []}
+
+    anthropic_emu.responder = responder
+    result = engine.review(diff.parse(_files_diff(3)), Config())
+    assert len(result.reviewed) == 3 and not result.failed
+    assert any("stream broke" in n and "sent again unstreamed" in n for n in result.notes)
+    per_file = [c for c in result.calls if c.pass_name == "per_file"]
+    assert [c.ok for c in per_file].count(False) == 1 and len(per_file) == 4
+    # The broken stream had begun, so its write is there for every other per-file call.
+    assert sum(1 for c in per_file if c.ok and c.usage.cache_read_input_tokens) == 3
+
+
+def test_a_failed_lead_call_does_not_hold_the_others(anthropic_emu) -> None:
+    anthropic_emu.responder = ScriptedModel(per_file={"m0.py": Fault(400, message="no")})
+    result = engine.review(diff.parse(_files_diff(3)), Config())
+    assert [f.path for f in result.failed] == ["m0.py"] and len(result.reviewed) == 2
 
 
 def test_schema_violation_is_repaired_once_quoting_the_error(anthropic_emu, capsys) -> None:
@@ -286,8 +365,8 @@ def test_real_multi_file_diff_every_finding_kept_and_anchored(anthropic_emu, cap
     assert schemas.first_error(schemas.load("review"), doc) is None
 
     sent = anthropic_emu.message_requests()
-    kinds = sorted(pass_of(r.body) if r.body["max_tokens"] else "prewarm" for r in sent)
-    assert kinds == ["aggregate", "cross_file", "per_file", "per_file", "per_file", "prewarm"]
+    kinds = sorted(pass_of(r.body) for r in sent)
+    assert kinds == ["aggregate", "cross_file", "per_file", "per_file", "per_file"]
     for r in sent:
         assert [m["role"] for m in r.body["messages"]] == ["user"]
         assert r.body["output_config"]["format"]["type"] == "json_schema"
