@@ -248,6 +248,7 @@ class _Ledger:
     over_limit: Counter[str] = field(default_factory=Counter)
     merged: int = 0
     notes: list[str] = field(default_factory=list)
+    floods: list[str] = field(default_factory=list)
 
     def take(self, answers: Sequence[Any], diff: Diff, pass_name: str, limit: int, scope: str) -> list[Finding]:
         """Anchor one call's answers and cap them; what is not kept is counted."""
@@ -258,10 +259,18 @@ class _Ledger:
         kept, flood, dropped = findings_mod.cap_counted(anchored, limit, scope)
         self.over_limit.update(dropped)
         if flood:
-            self.notes.append(flood)
+            self.floods.append(flood)
         return kept
 
     def tally(self) -> Tally:
+        if len(self.floods) <= 3:
+            self.notes[:0] = self.floods
+        else:
+            # One note, not one per file: the per-file counts are in the tally (and the summary's top files).
+            per_call = sum(self.over_limit.values())
+            self.notes.insert(0, f"{len(self.floods)} call(s) returned more findings than max_findings_per_file; "
+                                 f"{per_call} finding(s) over the limits in all were counted, not kept "
+                                 f"(per file in stats.tally.over_limit)")
         rejected = tuple(Rejected(redact(path), n, findings_mod.REJECTED_NOT_IN_DIFF)
                          for path, n in self.rejected.most_common())
         if rejected:

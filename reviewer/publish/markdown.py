@@ -82,7 +82,7 @@ def render_plan(plan: Plan) -> str:
     out += [f"- `{safe(p)}`" for p in plan.reviewed]
     if plan.skipped:
         out += ["", "Skipped:", ""] + [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in plan.skipped]
-    out += ["", f"Calls: {calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate, {calls['prewarm']} pre-warm.",
+    out += ["", f"Calls: {calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate.",
             f"Estimated: {plan.usage.total_input:,} input tokens, {plan.usage.output_tokens:,} output, {cost}."]
     out += [f"- {safe(n)}" for n in plan.notes]
     return "\n".join(out) + "\n"

@@ -38,7 +38,7 @@ def render(result: ReviewResult) -> str:
     u = result.usage
     lines.append(
         f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
-        f"aggregate {calls['aggregate']}, pre-warm {calls['prewarm']}, repairs {calls['repairs']}"
+        f"aggregate {calls['aggregate']}, repairs {calls['repairs']}"
     )
     lines.append(
         f"tokens   input {u.input_tokens:,}, cache write {u.cache_creation_input_tokens:,}, "
@@ -58,7 +58,7 @@ def render_plan(plan: Plan) -> str:
     lines += [
         "",
         f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
-        f"aggregate {calls['aggregate']}, pre-warm {calls['prewarm']}",
+        f"aggregate {calls['aggregate']}",
         f"tokens   ~{u.total_input:,} input ({u.cache_read_input_tokens:,} from cache), "
         f"~{u.output_tokens:,} output (estimate)",
         f"cost     ~{usd(plan.cost_usd)} (estimate)",
