@@ -3,8 +3,27 @@
 Findings are read from the state: every audited part of every file (including
 copies and parts carried over from earlier runs) takes the findings stored
 under its content key. A copy gets its own path and a fingerprint computed
-from its own path and the code the finding points at, so GitHub code scanning
-tracks each alert across nights (`partialFingerprints`) however the lines move.
+from its own path and the code the finding points at.
+
+Identity across nights (README: "A finding's identity"; `reviewer.identity`).
+GitHub code scanning tracks an alert by its `partialFingerprints`, so a finding
+must keep its fingerprint while it is the same problem. An unchanged part is
+not sent again and its findings keep their fresh fingerprints; a changed file
+is sent again, and the model may reword a finding or see it a few lines away.
+So the first report of a run matches each file's findings against the same
+path's findings in the previous completed run (`identity.match`, after pairing
+equal fresh fingerprints; an earlier finding is first relocated to where its
+code is now in the parts this run sent, using the code its entry in `results`
+stores) and a matched finding inherits the fingerprint that run published
+(`identity.inherit`). The outcome is recorded in the state's `identities`
+table, (run, path, fresh fingerprint) -> published fingerprint, for two
+reasons: the next night inherits what was published, not the fresh value, so
+A reworded on night 2 and again on night 3 is still A; and a report built
+again after the run finished (when the earlier run's parts are pruned) gives
+the same fingerprints. A table rather than a field of `results`: one content
+key's findings fan out to copies in other paths and to many runs, while an
+identity belongs to one path in one run. Only the previous completed run's
+rows are needed, so older ones are dropped when a run's are recorded.
 Parts with no valid answer are listed as problems with their final state and
 reason, and whether the next run sends them again by itself; parts not sent
 because their unchanged content failed before are listed as left out, with
@@ -28,9 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .. import __version__
+from .. import __version__, identity
 from .. import findings as findings_mod
-from .. import identity
 from ..errors import UsageError
 from ..models import SEVERITIES, Finding, Skipped, Usage
 from ..pricing import usd
@@ -255,8 +273,9 @@ def _pair(store: Store, run: Run, path: str, new: list[Finding], old: list[tuple
     lines: dict[int, int | None] = {}
     for k, j in enumerate(left):
         e, code = old[j]
-        place = identity.relocate(e.line, e.end_line, identity.code_hash(code), text.get, RELOCATE_LIMIT) \
-            if text and e.line is not None else None
+        place = None
+        if text and e.line is not None:
+            place = identity.relocate(e.line, e.end_line, identity.code_hash(code), text.get, RELOCATE_LIMIT)
         lines[k] = place[0] if place is not None else e.line
     matched = identity.match([new[i] for i in rest], [old[j][0] for j in left], lines)
     pairs.update((rest[a], left[b]) for a, b in matched.items())

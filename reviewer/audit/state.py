@@ -25,6 +25,10 @@ Tables (see `MIGRATIONS`):
     splits        content key -> the parts the API made it cut into (context
                   length): later runs plan those parts instead of the whole
     notes         things a report must say (rejected findings, adopted batches)
+    identities    (run, path, fresh fingerprint) -> the fingerprint the run's
+                  report gave that finding: a restated finding keeps the one it
+                  inherited, so the next run inherits it in turn (see
+                  `reviewer.audit.report`)
 
 Request states:  planned -> submitting -> submitted -> succeeded | quarantined |
 failed | canceled | split (re-chunked; its parts are new requests), and back to
@@ -200,6 +204,22 @@ def m003_remembered_failures(db: sqlite3.Connection) -> None:
             key TEXT PRIMARY KEY,
             run_id INTEGER NOT NULL,
             parts_json TEXT NOT NULL
+        )
+    """)
+
+
+@migration
+def m004_finding_identities(db: sqlite3.Connection) -> None:
+    # Without it, a finding the model reworded after its file changed got a new
+    # fingerprint, and code scanning closed its alert and opened another every
+    # night (issue 10). Only the previous completed run's rows are needed.
+    db.execute("""
+        CREATE TABLE identities (
+            run_id INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            fresh TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            PRIMARY KEY (run_id, path, fresh)
         )
     """)
 
@@ -446,11 +466,13 @@ class Store:
         ).fetchone()
         return self._run(row) if row else None
 
-    def latest_run(self, statuses: Sequence[str] = RUN_STATUSES) -> Run | None:
+    def latest_run(self, statuses: Sequence[str] = RUN_STATUSES, *, before: int | None = None) -> Run | None:
+        """The newest run in `statuses` (with an id below `before`, when given)."""
         marks = ",".join("?" * len(statuses))
+        below = " AND id < ?" if before is not None else ""
         row = self.db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ({marks}) ORDER BY id DESC LIMIT 1",
-            tuple(statuses)).fetchone()
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN ({marks}){below} ORDER BY id DESC LIMIT 1",
+            (*statuses, *(() if before is None else (before,)))).fetchone()
         return self._run(row) if row else None
 
     def runs(self, statuses: Sequence[str] = RUN_STATUSES, limit: int | None = None) -> list[Run]:
@@ -493,6 +515,34 @@ class Store:
 
     def result_keys(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM results")}
+
+    def part_texts(self, run_id: int, path: str) -> list[tuple[int, int, str]]:
+        """(first line, last line, text) of `path`'s parts whose request text `run_id` still holds.
+
+        The texts are dropped when the run finishes; parts carried over from
+        an earlier run have none.
+        """
+        return [(a, b, unpack(t)) for a, b, t in self.db.execute(
+            "SELECT rc.start_line, rc.end_line, rq.text FROM run_chunks rc JOIN requests rq "
+            "ON rq.run_id = rc.run_id AND rq.key = rc.key "
+            "WHERE rc.run_id = ? AND rc.path = ? AND rq.text IS NOT NULL ORDER BY rc.start_line", (run_id, path))]
+
+    # ------------------------------------------------------------------ finding identities
+
+    def identities(self, run_id: int) -> dict[tuple[str, str], str]:
+        """(path, fresh fingerprint) -> the fingerprint `run_id`'s report gave it; empty if never recorded."""
+        return {(p, f): i for p, f, i in self.db.execute(
+            "SELECT path, fresh, fingerprint FROM identities WHERE run_id = ?", (run_id,))}
+
+    def keep_identities(self, run_id: int, identities: dict[tuple[str, str], str], *,
+                        forget_before: int | None) -> None:
+        """Record `run_id`'s identities; drop those of runs before `forget_before` (one transaction)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM identities WHERE run_id = ?", (run_id,))
+            db.executemany("INSERT INTO identities (run_id, path, fresh, fingerprint) VALUES (?, ?, ?, ?)",
+                           ((run_id, p, f, i) for (p, f), i in identities.items()))
+            if forget_before is not None:
+                db.execute("DELETE FROM identities WHERE run_id < ?", (forget_before,))
 
     # ------------------------------------------------------------------ remembered failures and splits
 
