@@ -30,7 +30,8 @@ def test_sarif_validates_against_the_sarif_2_1_0_schema() -> None:
     results = doc["runs"][0]["results"]
     assert [r["partialFingerprints"]["reviewerFingerprint/v1"] for r in results] == [f.fingerprint for f in FINDINGS]
     assert results[0]["locations"][0]["physicalLocation"]["region"] == {"startLine": 3, "endLine": 5}
-    assert "region" not in results[2]["locations"][0]["physicalLocation"]  # old-file lines do not exist at head
+    # Old-file lines do not exist at head: shown on line 1, the message says where (tests/test_sarif.py).
+    assert results[2]["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
     assert {r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]} == {"bug", "stale-comment", "dead-code"}
 
 

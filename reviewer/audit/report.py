@@ -290,7 +290,7 @@ def render_json(report: AuditReport) -> str:
 
 
 def render_sarif(report: AuditReport) -> str:
-    return sarif.render(report.findings, automation_id=f"{SARIF_CATEGORY}/{report.run.id}")
+    return sarif.render(report.findings, automation_id=f"{SARIF_CATEGORY}/{report.run.id}", full_report="audit.json")
 
 
 def render_markdown(report: AuditReport) -> str:
