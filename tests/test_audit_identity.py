@@ -143,3 +143,12 @@ def test_an_unchanged_repository_keeps_its_fingerprints_and_sends_nothing(model,
     # Only what the next run inherits from is kept.
     with Store(repo / ".reviewer" / "audit.db") as store:
         assert {r[0] for r in store.db.execute("SELECT DISTINCT run_id FROM identities")} <= {2, 3}
+
+
+def test_a_reworded_finding_pushed_far_down_by_new_code_above_keeps_its_fingerprint(model, tmp_path, capsys) -> None:
+    repo = make_repo(tmp_path / "repo", {"stats.py": source(0)})
+    first, _ = night(capsys, repo)
+    model.night = 2
+    write(repo, {"stats.py": source(12)})  # twelve lines above it: too far to be "near" without relocation
+    second, _ = night(capsys, repo)
+    assert second == {("stats.py", 15, "bug"): first[("stats.py", 3, "bug")]}
