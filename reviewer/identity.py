@@ -33,6 +33,8 @@ from .models import Finding
 
 NEAR = 3
 """Lines between a restated finding and the earlier one it can repeat (after relocation)."""
+RELOCATE_LIMIT = 400
+"""Lines away from its recorded line that an earlier finding's code is looked for."""
 
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
 _STOP = frozenset(
@@ -164,9 +166,16 @@ def match(new: Sequence[Finding], earlier: Sequence[Finding], earlier_lines: Map
     lines = earlier_lines or {}
     cites = citations or {}
     out: dict[int, int] = {}
+    by_print: dict[tuple[str, str], int] = {}
+    for j, e in enumerate(earlier):
+        by_print.setdefault((e.file, e.fingerprint), j)
     for i, f in enumerate(new):
         if i in cites and 0 <= cites[i] < len(earlier) and earlier[cites[i]].file == f.file:
             out[i] = cites[i]
+            continue
+        if (f.file, f.fingerprint) in by_print:
+            # The same finding unchanged: its own earlier self, not a reworded neighbour.
+            out[i] = by_print[(f.file, f.fingerprint)]
             continue
         best: tuple[int, int] | None = None
         for j, e in enumerate(earlier):

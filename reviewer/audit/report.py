@@ -188,9 +188,6 @@ def build(store: Store, run: Run) -> AuditReport:
 
 # ---------------------------------------------------------------------- identity across runs
 
-RELOCATE_LIMIT = 400
-"""Lines an earlier finding's code is looked for away from its recorded line (as on pull requests)."""
-
 
 def _fresh_findings(store: Store, run_id: int) -> list[tuple[Finding, str]]:
     """Every finding of `run_id`'s parts with its fresh fingerprint, and the normalised code it points at."""
@@ -275,7 +272,7 @@ def _pair(store: Store, run: Run, path: str, new: list[Finding], old: list[tuple
         e, code = old[j]
         place = None
         if text and e.line is not None:
-            place = identity.relocate(e.line, e.end_line, identity.code_hash(code), text.get, RELOCATE_LIMIT)
+            place = identity.relocate(e.line, e.end_line, identity.code_hash(code), text.get, identity.RELOCATE_LIMIT)
         lines[k] = place[0] if place is not None else e.line
     matched = identity.match([new[i] for i in rest], [old[j][0] for j in left], lines)
     pairs.update((rest[a], left[b]) for a, b in matched.items())

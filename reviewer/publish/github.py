@@ -285,9 +285,6 @@ def changed_since(gh: Any, pr: PullRequest, last_sha: str | None) -> frozenset[s
 
 # --- relocating and matching what was posted -------------------------------------------
 
-_RELOCATE_LIMIT = 400
-"""Lines a posted finding's code is looked for away from its old line."""
-
 _UNKNOWN = object()
 
 
@@ -307,7 +304,8 @@ def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> N
         current = diff.get(f.file)
         if current is None:
             continue
-        found = identity.relocate(f.line, f.end_line, p.code, lambda n: current.line_text(n, f.side), _RELOCATE_LIMIT)
+        found = identity.relocate(f.line, f.end_line, p.code, lambda n: current.line_text(n, f.side),
+                                   identity.RELOCATE_LIMIT)
         if found is None and f.side == "RIGHT" and current.head_text is None:
             continue  # only the hunks are known: no proof the code is gone
         prior.now[j] = found
