@@ -2,6 +2,17 @@
 
 It reads only what the real API would see (the request body) to decide which
 pass a request belongs to, so tests exercise reviewer's real prompts.
+
+A tool loop is scripted with `Turns`: the answer for a request is chosen by how
+many assistant turns it already holds, so
+
+    ScriptedModel(per_file={"util.py": Turns(
+        ToolCalls([("read_file", {"path": "app.py"})]),   # round 1: read app.py
+        {"findings": [...]},                               # round 2: the answer
+    )})
+
+makes the per-file call for util.py read app.py first, then answer. The pass and
+the file come from the first user message (the task), which a tool loop keeps.
 """
 
 from __future__ import annotations
@@ -12,7 +23,64 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tests.emulators.anthropic import ToolCalls
+
+__all__ = [
+    "ScriptedModel", "ToolCalls", "Turns", "assistant_turns", "each_alone", "file_of", "finding_rows",
+    "pass_of", "prior_id", "task_text", "tool_results", "tool_uses", "user_text",
+]
+
 Answer = Any  # whatever the emulator's responder may return
+
+
+class Turns:
+    """The turns of one tool loop: turn n answers a request holding n assistant turns (the
+    last turn answers any later round too). A turn is a `ToolCalls` or a final answer."""
+
+    def __init__(self, *turns: Answer) -> None:
+        if not turns:
+            raise ValueError("Turns needs at least one turn")
+        self.turns = turns
+
+    def pick(self, body: dict[str, Any]) -> Answer:
+        return self.turns[min(assistant_turns(body), len(self.turns) - 1)]
+
+    def __repr__(self) -> str:
+        return f"Turns{self.turns!r}"
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def task_text(body: dict[str, Any]) -> str:
+    """The text of the first user message: the task a conversation started with."""
+    first = next(m for m in body["messages"] if m["role"] == "user")
+    return "".join(b.get("text", "") for b in _blocks(first["content"]) if b.get("type") == "text")
+
+
+def assistant_turns(body: dict[str, Any]) -> int:
+    """How many assistant turns the request already holds (0 on a conversation's first call)."""
+    return sum(1 for m in body["messages"] if m["role"] == "assistant")
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The text of each `tool_result` in the last user message, in order (text blocks joined)."""
+    last = body["messages"][-1]
+    out = []
+    for block in _blocks(last["content"]) if last["role"] == "user" else []:
+        if block.get("type") != "tool_result":
+            continue
+        content = block.get("content") or ""
+        out.append(content if isinstance(content, str)
+                   else "".join(b.get("text", "") for b in content if b.get("type") == "text"))
+    return out
+
+
+def tool_uses(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every `tool_use` block the conversation holds, oldest first."""
+    return [b for m in body["messages"] if m["role"] == "assistant" and not isinstance(m["content"], str)
+            for b in m["content"] if b.get("type") == "tool_use"]
 
 
 def user_text(body: dict[str, Any]) -> str:
@@ -23,7 +91,7 @@ def user_text(body: dict[str, Any]) -> str:
 
 
 def pass_of(body: dict[str, Any]) -> str:
-    text = user_text(body)
+    text = task_text(body)
     if text.startswith("Review one file"):
         return "per_file"
     if text.startswith("Review a change as a whole"):
@@ -34,7 +102,7 @@ def pass_of(body: dict[str, Any]) -> str:
 
 
 def file_of(body: dict[str, Any]) -> str | None:
-    match = re.search(r"^File: (.+)$", user_text(body), re.M)
+    match = re.search(r"^File: (.+)$", task_text(body), re.M)
     return match.group(1) if match else None
 
 
@@ -56,7 +124,10 @@ def finding_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass
 class ScriptedModel:
-    """per_file[path] -> answer (or list of answers, one per attempt); cross_file; aggregate."""
+    """per_file[path] -> answer (or list of answers, one per attempt); cross_file; aggregate.
+
+    Any of these answers may be a `Turns` (a tool loop). An attempt is a new conversation:
+    a request holding assistant turns (a later round of a loop) is not counted as one."""
 
     per_file: dict[str, Any] = field(default_factory=dict)
     cross_file: Any = None
@@ -71,7 +142,10 @@ class ScriptedModel:
         key = file_of(body) if kind == "per_file" else kind
         with self._lock:
             attempt = self.attempts.get(str(key), 0)
-            self.attempts[str(key)] = attempt + 1
+            if assistant_turns(body) == 0:
+                self.attempts[str(key)] = attempt + 1
+            else:
+                attempt = max(0, attempt - 1)  # a later round of the current attempt
         if kind == "per_file":
             answer = self.per_file.get(key or "", {"findings": []})
         elif kind == "cross_file":
@@ -87,6 +161,8 @@ class ScriptedModel:
             return {"findings": []}
         if isinstance(answer, list):
             answer = answer[min(attempt, len(answer) - 1)]
+        if isinstance(answer, Turns):
+            answer = answer.pick(body)
         if isinstance(answer, dict) and isinstance(answer.get("findings"), list):
             with self._lock:
                 self.returned += len(answer["findings"])

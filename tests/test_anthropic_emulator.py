@@ -20,7 +20,9 @@ from tests.emulators.anthropic import (
     MidStream,
     Refusal,
     Reply,
+    ImpossibleAnswer,
     Slow,
+    ToolCalls,
     Truncated,
     tokens,
 )
@@ -776,7 +778,8 @@ def test_forced_tool_choice_rules(emu: AnthropicEmulator) -> None:
     assert_refused(info, "not supported for this model")
     assert sdk.messages.count_tokens(model="claude-fable-5-1", messages=[{"role": "user", "content": "hi"}],
                                      **forced).input_tokens > 0
-    assert sdk.messages.create(**params(model=FORCING_MODEL, **forced)).content
+    emu.responder = lambda body: ToolCalls([("lookup", {"q": "x"})])  # a forced turn calls a tool
+    assert sdk.messages.create(**params(model=FORCING_MODEL, **forced)).stop_reason == "tool_use"
     with pytest.raises(anthropic.BadRequestError) as info:
         sdk.messages.create(**params(model=FORCING_MODEL, max_tokens=4096, **forced,
                                      thinking={"type": "enabled", "budget_tokens": 1024}))
@@ -959,3 +962,340 @@ def test_error_event_mid_stream(emu: AnthropicEmulator) -> None:
     with pytest.raises(anthropic.APIStatusError) as info:  # unstreamed: the fault itself
         client(emu).messages.create(**params())
     assert info.value.status_code == 529
+
+
+# --------------------------------------------------------------------------- tool use (spec §10, issue 12)
+
+READ_FILE: Dict[str, Any] = {
+    "name": "read_file", "description": "Read a file of the reviewed commit.", "strict": True,
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"],
+                     "additionalProperties": False},
+}
+GREP: Dict[str, Any] = {
+    "name": "grep", "description": "Search the tree.",
+    "input_schema": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+}
+FILES = {"app.py": "def total(xs):\n    return sum(xs)\n", "util.py": "from app import total\n"}
+
+
+def tool_params(**overrides: Any) -> Dict[str, Any]:
+    """A per-file-like call with tools on Opus 5 (notes come back as text there)."""
+    return params(model="claude-opus-5", tools=[READ_FILE, GREP], **overrides)
+
+
+def two_rounds(body: Dict[str, Any]) -> Any:
+    """Round 1 reads app.py and greps; round 2 answers with what the results said."""
+    last = body["messages"][-1]["content"]
+    if len(body["messages"]) == 1:
+        return ToolCalls([("read_file", {"path": "app.py"}), ("grep", {"pattern": "total("})], thinking="Reading.")
+    results = [b["content"] for b in last if b["type"] == "tool_result"]
+    return {"findings": [{"line": 1, "title": f"saw {len(results)} results: {results[0].splitlines()[0]}"}]}
+
+
+def run_loop(sdk: anthropic.Anthropic, body: Dict[str, Any], rounds: int = 5) -> Tuple[List[Any], List[Dict[str, Any]]]:
+    """The client side of a tool loop: the assistant turn appended as returned, then one user
+    message with a tool_result per tool_use. Returns the responses and the final messages."""
+    messages = list(body["messages"])
+    responses = []
+    for _ in range(rounds):
+        message = sdk.messages.create(**{**body, "messages": messages})
+        responses.append(message)
+        if message.stop_reason != "tool_use":
+            break
+        results = [{"type": "tool_result", "tool_use_id": b.id,
+                    "content": FILES.get(b.input.get("path", ""), "util.py:1: from app import total")}
+                   for b in message.content if b.type == "tool_use"]
+        messages += [{"role": "assistant", "content": message.content}, {"role": "user", "content": results}]
+    return responses, messages
+
+
+def test_two_round_tool_loop_end_to_end(emu: AnthropicEmulator) -> None:
+    emu.responder = two_rounds
+    responses, messages = run_loop(client(emu), tool_params())
+    first, final = responses
+    assert first.stop_reason == "tool_use" and final.stop_reason == "end_turn"
+    assert [b.type for b in first.content] == ["thinking", "tool_use", "tool_use"]  # no text under a format
+    assert first.content[0].thinking == "Reading." and first.content[0].signature
+    calls = [b for b in first.content if b.type == "tool_use"]
+    assert [(c.name, c.input) for c in calls] == [("read_file", {"path": "app.py"}), ("grep", {"pattern": "total("})]
+    assert all(c.id.startswith("toolu_") for c in calls) and calls[0].id != calls[1].id
+    assert json.loads(final.content[0].text) == {"findings": [{"line": 1, "title": "saw 2 results: def total(xs):"}]}
+    second = emu.message_requests()[1].body
+    assert [b["tool_use_id"] for b in second["messages"][2]["content"]] == [c.id for c in calls]
+    # Every turn bills its whole input: the second includes the first turn and the results.
+    assert final.usage.input_tokens > first.usage.input_tokens
+    assert final.usage.input_tokens == client(emu).messages.count_tokens(
+        model="claude-opus-5", tools=[READ_FILE, GREP], messages=messages, output_config=OUTPUT_CONFIG).input_tokens
+    assert first.usage.output_tokens == tokens("Reading.") + tokens('{"path":"app.py"}') + tokens('{"pattern":"total("}')
+
+
+def test_tool_loop_async_and_streamed_inputs_are_rebuilt(emu: AnthropicEmulator) -> None:
+    big = {"path": "src/" + "deep/" * 30 + "module.py", "note": "ünïcode ✓"}
+    schema_tool = {**GREP, "name": "open", "input_schema": {"type": "object"}}
+    emu.responder = lambda body: (ToolCalls([("open", big), ("grep", {"pattern": "x"})], text="Opening.")
+                                  if len(body["messages"]) == 1 else {"findings": []})
+    body = params(model="claude-opus-5", tools=[schema_tool, GREP])
+    del body["output_config"]  # a text note in a tool turn: only without a format
+    with client(emu).messages.stream(**body) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert [(b.type, getattr(b, "input", None)) for b in final.content] == [
+        ("text", None), ("tool_use", big), ("tool_use", {"pattern": "x"})]
+    starts = [e.content_block for e in events if e.type == "content_block_start"]
+    assert starts[1].type == "tool_use" and starts[1].input == {}  # input arrives as input_json_delta
+    pieces = [e.delta.partial_json for e in events if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
+    assert len(pieces) >= 4 and json.loads("".join(pieces[:3])) == big
+
+    async def main() -> List[anthropic.types.Message]:
+        sdk = aclient(emu)
+        try:
+            turn = await sdk.messages.create(**body)
+            async with sdk.messages.stream(**body) as streamed:
+                again = await streamed.get_final_message()
+            results = [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
+                       for b in again.content if b.type == "tool_use"]
+            done = await sdk.messages.create(**{**body, "messages": body["messages"] + [
+                {"role": "assistant", "content": again.content}, {"role": "user", "content": results}]})
+            return [turn, again, done]
+        finally:
+            await sdk.close()
+
+    turn, again, done = asyncio.run(main())
+    assert turn.content[1].input == again.content[1].input == big
+    assert done.stop_reason == "end_turn"
+
+
+def test_notes_between_tool_calls_are_thinking_blocks_on_the_5_5_models(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: ToolCalls([("read_file", {"path": "app.py"})], text="Checking app.py.",
+                                           thinking="First, the caller.")
+    sdk = client(emu)
+    for model in ("claude-opus-5-5", "claude-sonnet-5-5", "claude-fable-5-1"):
+        message = sdk.messages.create(**params(model=model, tools=[READ_FILE]))
+        assert [b.type for b in message.content] == ["thinking", "thinking", "tool_use"]
+        assert [b.thinking for b in message.content[:2]] == ["", ""]  # default display: omitted
+        assert all(len(b.signature) > 40 for b in message.content[:2])
+    shown = sdk.messages.create(**params(model="claude-opus-5-5", tools=[READ_FILE],
+                                         thinking={"type": "adaptive", "display": "summarized"}))
+    assert [b.thinking for b in shown.content[:2]] == ["First, the caller.", "Checking app.py."]
+    with sdk.messages.stream(**params(model="claude-opus-5-5", tools=[READ_FILE],
+                                      thinking={"type": "adaptive", "display": "summarized"})) as stream:
+        streamed = stream.get_final_message()
+    assert [b.thinking for b in streamed.content[:2]] == ["First, the caller.", "Checking app.py."]
+    assert streamed.content[0].signature and streamed.content[0].signature != shown.content[0].signature
+    # Models without the change: thinking blocks only for scripted thinking, the note is text.
+    older = params(model="claude-opus-5", tools=[READ_FILE])
+    without_format = {k: v for k, v in older.items() if k != "output_config"}
+    assert [b.type for b in sdk.messages.create(**without_format).content] == ["thinking", "text", "tool_use"]
+    with pytest.raises(anthropic.InternalServerError):  # a text note in a tool turn under a format
+        sdk.messages.create(**older)
+    assert len(emu.errors) == 1 and isinstance(emu.errors[0], ImpossibleAnswer)
+
+
+@pytest.mark.parametrize("tools, extra, needle", [
+    ([{**GREP, "name": "read.file"}], {}, "tools.0.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"),
+    ([{**GREP, "name": "x" * 65}], {}, "tools.0.custom.name: String should match pattern"),
+    ([READ_FILE, {"name": "grep"}], {}, "tools.1.custom.input_schema: Field required"),
+    ([{**GREP, "input_schema": {"type": "array"}}], {}, "tools.0.custom.input_schema.type: Input should be 'object'"),
+    ([GREP, {**READ_FILE, "name": "grep"}], {}, "tools: Tool names must be unique."),
+    ([{**GREP, "strict": True}], {}, "tools.0.custom.input_schema: For 'object' type, 'additionalProperties' must be "
+                                     "explicitly set to false"),
+    ([{**READ_FILE, "input_schema": {**READ_FILE["input_schema"], "properties": {
+        "path": {"type": "string", "maxLength": 9}}}}], {}, "property 'maxLength' is not supported"),
+    ([{**GREP, "parallel": False}], {}, "tools.0.custom.parallel: Extra inputs are not permitted"),
+    ([{**READ_FILE, "name": f"t{i}"} for i in range(21)], {}, "at most 20"),
+    ([GREP], {"tool_choice": {"type": "tool", "name": "read_file"}}, "tool 'read_file' not found in tools"),
+    ([GREP], {"tool_choice": {"type": "sometimes"}}, "tool_choice.type: Input should be"),
+    ([GREP], {"tool_choice": {"type": "auto", "disable_parallel_tool_use": "yes"}},
+     "tool_choice.auto.disable_parallel_tool_use: Input should be a valid boolean"),
+    ([GREP], {"tool_choice": {"type": "none", "disable_parallel_tool_use": True}}, "Extra inputs are not permitted"),
+    ([GREP], {"extra_body": {"disable_parallel_tool_use": True}}, "disable_parallel_tool_use: Extra inputs"),
+], ids=["name-dot", "name-65", "no-input_schema", "schema-not-object", "duplicate", "strict-subset",
+        "strict-keyword", "extra-field", "21-strict", "choice-unknown-tool", "choice-type", "choice-parallel-type",
+        "choice-none-parallel", "parallel-top-level"])
+def test_tool_definitions_and_tool_choice_are_validated(emu: AnthropicEmulator, tools: List[Dict[str, Any]],
+                                                         extra: Dict[str, Any], needle: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client(emu, max_retries=2).messages.create(**params(model="claude-opus-5", tools=tools, **extra))
+    assert_refused(info, needle)
+    assert len(emu.requests) == 1
+
+
+@pytest.mark.parametrize("answer, extra, needle", [
+    (ToolCalls([("write_file", {"path": "a"})]), {}, "not among tools"),
+    (ToolCalls([("grep", {"pattern": "a"})]), {"tool_choice": {"type": "none"}}, "must answer with text"),
+    (ToolCalls([("grep", {"pattern": "a"}), ("grep", {"pattern": "b"})]),
+     {"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}}, "at most one call"),
+    (ToolCalls([("read_file", {"path": 3})]), {}, "strict tool 'read_file': input.path"),
+    (ToolCalls([("read_file", {"path": "a", "mode": "r"})]), {}, "unexpected property 'mode'"),
+    (ToolCalls([("grep", {"pattern": "a"})], text="Looking."), {"output_config": OUTPUT_CONFIG}, "carries no text"),
+    (ToolCalls([("grep", {"pattern": "a"})]), {"tool_choice": {"type": "tool", "name": "read_file"}}, "forces"),
+    (ToolCalls([("grep", {"pattern": "a"})], text="First."), {"tool_choice": {"type": "any"}}, "no text before"),
+    ({"findings": []}, {"tool_choice": {"type": "any"}}, "forces a tool call"),
+    (ToolCalls([]), {}, "without calls"),
+], ids=["unknown-tool", "choice-none", "parallel-off", "strict-type", "strict-extra", "text-under-format",
+        "other-than-forced", "text-before-forced", "text-when-forced", "no-calls"])
+def test_a_responder_scripting_an_impossible_turn_is_an_emulator_error(
+        emu: AnthropicEmulator, answer: Any, extra: Dict[str, Any], needle: str) -> None:
+    emu.responder = lambda body: answer
+    body = params(model="claude-opus-5", tools=[READ_FILE, GREP])
+    del body["output_config"]
+    with pytest.raises(anthropic.InternalServerError):
+        client(emu, max_retries=2).messages.create(**{**body, **extra})
+    assert len(emu.requests) == 1  # x-should-retry: false
+    [error] = emu.errors
+    assert isinstance(error, ImpossibleAnswer) and needle in str(error)
+
+
+def test_tool_choice_none_answers_with_text(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: {"findings": []}
+    message = client(emu).messages.create(**tool_params(tool_choice={"type": "none"}))
+    assert message.stop_reason == "end_turn" and [b.type for b in message.content] == ["text"]
+
+
+def test_output_format_binds_only_the_final_answer(emu: AnthropicEmulator) -> None:
+    """§10: under output_config.format a tool turn carries thinking and calls, no text; the
+    end_turn answer is the JSON; the SDK's parse() gives parsed_output=None on the tool turn."""
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        findings: List[Dict[str, Any]]
+
+    emu.responder = lambda body: (ToolCalls([("grep", {"pattern": "total("})], thinking="Who calls it?")
+                                  if len(body["messages"]) == 1 else {"findings": []})
+    sdk = client(emu)
+    body = dict(model="claude-opus-5", max_tokens=1000, tools=[GREP],
+                messages=[{"role": "user", "content": "Review."}])
+    turn = sdk.messages.parse(output_format=Answer, **body)
+    assert turn.stop_reason == "tool_use" and turn.parsed_output is None
+    assert [b.type for b in turn.content] == ["thinking", "tool_use"]
+    messages = body["messages"] + [{"role": "assistant", "content": turn.content}, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": turn.content[1].id, "content": "util.py:1: total(x)"}]}]
+    final = sdk.messages.parse(output_format=Answer, **{**body, "messages": messages})
+    assert final.stop_reason == "end_turn" and final.parsed_output == Answer(findings=[])
+
+
+def test_thinking_blocks_are_replayed_unchanged_and_bound_to_their_prefix(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: (ToolCalls([("read_file", {"path": "app.py"})], text="Reading.")
+                                  if len(body["messages"]) in (1, 3) else {"findings": []})
+    sdk = client(emu, max_retries=2)
+    system = [{"type": "text", "text": "You review code."}]
+    body = params(model="claude-opus-5-5", system=system, tools=[READ_FILE])
+    turn = sdk.messages.create(**body)
+    thinking, call = turn.content
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "x = 1"}]}
+    # An SDK model_dump() (null fields included) is the same block to the API.
+    history = body["messages"] + [{"role": "assistant", "content": [b.model_dump() for b in turn.content]}, result]
+    turn2 = sdk.messages.create(**{**body, "messages": history})  # unchanged: fine
+    history2 = history + [{"role": "assistant", "content": turn2.content}, {
+        "role": "user", "content": [{"type": "tool_result", "tool_use_id": turn2.content[1].id, "content": "y"}]}]
+    assert sdk.messages.create(**{**body, "messages": history2}).stop_reason == "end_turn"
+
+    def refused(needle: str, **changes: Any) -> None:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            sdk.messages.create(**{**body, "messages": history, **changes})
+        assert_refused(info, needle)
+
+    bound = ("messages.1.content.0: Invalid `signature` in `thinking` block. The block is bound to a different "
+             "conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to \"drop_block\".")
+    refused(bound, system=[{"type": "text", "text": "You review code. Today is Monday."}])
+    refused(bound, tools=[READ_FILE, GREP])
+    edited = [{"role": "user", "content": "Review this diff, please."}] + history[1:]
+    refused(bound, messages=edited)
+    dropped = history2[:1] + [{"role": "assistant", "content": [turn.content[1]]}] + history2[2:]
+    refused("messages.3.content.0: Invalid `signature` in `thinking` block. The block is bound", messages=dropped)
+    modified = {"type": "thinking", "thinking": "I made this up.", "signature": thinking.signature}
+    refused("messages.1.content.0: Invalid `signature` in `thinking` block",
+            messages=history[:1] + [{"role": "assistant", "content": [modified, call]}] + history[2:])
+    forged = {"type": "thinking", "thinking": "", "signature": "Zm9yZ2Vk"}
+    refused("Invalid `signature`", messages=history[:1] + [{"role": "assistant", "content": [forged, call]}] + history[2:])
+    # cache_control is not part of the prefix; drop_block lets an edited history through.
+    marked = [{**system[0], "cache_control": {"type": "ephemeral"}}]
+    assert sdk.messages.create(**{**body, "messages": history, "system": marked}).content
+    assert sdk.messages.create(**{**body, "messages": edited, "thinking": {
+        "type": "adaptive", "block_binding": {"prefix_mismatch_behavior": "drop_block"}}}).content
+    # Without the prefix check (Opus 5) an edit is fine; a modified block is not.
+    older = params(model="claude-opus-5", system=system, tools=[READ_FILE])
+    emu.responder = lambda body: (ToolCalls([("read_file", {"path": "a"})], thinking="Hm.")
+                                  if len(body["messages"]) == 1 else {"findings": []})
+    turn = sdk.messages.create(**older)
+    history = older["messages"] + [{"role": "assistant", "content": turn.content}, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": turn.content[1].id, "content": "x"}]}]
+    assert sdk.messages.create(**{**older, "messages": history, "system": "Another system."}).content
+    changed = [{**turn.content[0].model_dump(), "thinking": "Hmm."}, turn.content[1]]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(**{**older, "messages": history[:1] + [{"role": "assistant", "content": changed}] + history[2:]})
+    assert_refused(info, "Invalid `signature` in `thinking` block")
+
+
+def test_tool_loop_cache_with_automatic_breakpoint(emu: AnthropicEmulator) -> None:
+    """§3/§10: with top-level cache_control each round reads the earlier turns and writes the new one;
+    many parallel calls are one position each side, so the read is within the 20-position lookback."""
+    calls = [("grep", {"pattern": f"name{i}"}) for i in range(25)]
+    emu.responder = lambda body: ToolCalls(calls) if len(body["messages"]) < 5 else {"findings": []}
+    body = tool_params(system=[{"type": "text", "text": BIG_SYSTEM}], cache_control={"type": "ephemeral"})
+    responses, _ = run_loop(client(emu), body)
+    assert [r.stop_reason for r in responses] == ["tool_use", "tool_use", "end_turn"]
+    first, second, third = (r.usage for r in responses)
+    assert first.cache_read_input_tokens == 0 and first.cache_creation_input_tokens > 0
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert third.cache_read_input_tokens == second.cache_read_input_tokens + second.cache_creation_input_tokens
+    for usage in (second, third):  # the new turn (assistant calls + results) is written, nothing re-billed
+        assert usage.cache_creation_input_tokens > 0 and usage.input_tokens == 0
+
+
+def test_tool_definition_change_misses_everything_tool_choice_change_misses_the_messages(emu: AnthropicEmulator) -> None:
+    sdk = client(emu)
+    cached_tools = [READ_FILE, {**GREP, "cache_control": {"type": "ephemeral"}}]
+    turn = [{"role": "user", "content": [{"type": "text", "text": "Q" * 6000, "cache_control": {"type": "ephemeral"}}]}]
+    body = params(model="claude-opus-5", tools=cached_tools, system=cached_system(), messages=turn)
+    first = sdk.messages.create(**body)
+    assert first.usage.cache_creation_input_tokens == first.usage.input_tokens + first.usage.cache_creation_input_tokens
+    everything = first.usage.cache_creation_input_tokens
+    again = sdk.messages.create(**body)
+    assert again.usage.cache_read_input_tokens == everything
+    choice = sdk.messages.create(**{**body, "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}})
+    assert choice.usage.cache_read_input_tokens == everything - tokens("Q" * 6000)  # tools + system read
+    assert choice.usage.cache_creation_input_tokens == tokens("Q" * 6000)
+    renamed = [READ_FILE, {**cached_tools[1], "description": "Search the tree (regex)."}]
+    changed = sdk.messages.create(**{**body, "tools": renamed})
+    assert changed.usage.cache_read_input_tokens == 0 and changed.usage.cache_creation_input_tokens > 0
+
+
+def test_a_batch_can_return_tool_use(emu: AnthropicEmulator) -> None:
+    emu.responder = lambda body: ToolCalls([("read_file", {"path": "app.py"})], thinking="Look first.")
+    sdk = client(emu)
+    created = sdk.messages.batches.create(requests=[
+        {"custom_id": "calls", "params": params(model="claude-opus-5-5", tools=[READ_FILE])},
+        {"custom_id": "impossible", "params": params(model="claude-opus-5", tools=[GREP])},
+    ])
+    wait_ended(sdk, created.id)
+    results = {r.custom_id: r.result for r in sdk.messages.batches.results(created.id)}
+    message = results["calls"].message
+    assert message.stop_reason == "tool_use" and [b.type for b in message.content] == ["thinking", "tool_use"]
+    assert message.content[1].input == {"path": "app.py"} and message.content[0].signature
+    assert results["impossible"].type == "errored" and isinstance(emu.errors[0], ImpossibleAnswer)
+
+
+def test_scripted_model_plays_a_tool_loop_per_file(emu: AnthropicEmulator) -> None:
+    from tests.model_script import ScriptedModel, Turns, assistant_turns, tool_results, tool_uses
+
+    seen: List[Tuple[int, List[str]]] = []
+    answer = {"findings": [{"line": 1, "title": "total() takes a list"}]}
+    model = ScriptedModel(per_file={"util.py": Turns(
+        ToolCalls([("read_file", {"path": "app.py"})]),
+        answer,
+    )})
+
+    def responder(body: Dict[str, Any]) -> Any:
+        seen.append((assistant_turns(body), tool_results(body)))
+        return model(body)
+
+    emu.responder = responder
+    task = "Review one file of a change.\nFile: util.py\n@@ -0,0 +1 @@\n+from app import total"
+    responses, _ = run_loop(client(emu), tool_params(messages=[{"role": "user", "content": task}]))
+    assert [r.stop_reason for r in responses] == ["tool_use", "end_turn"]
+    assert json.loads(responses[-1].content[0].text) == answer
+    assert seen == [(0, []), (1, [FILES["app.py"]])]
+    assert model.attempts == {"util.py": 1} and model.returned == 1
+    assert [u["name"] for u in tool_uses(emu.message_requests()[-1].body)] == ["read_file"]

@@ -26,7 +26,7 @@ Public API
 ::
 
     from tests.emulators.anthropic import (
-        AnthropicEmulator, Reply, Refusal, Truncated, Fault, Drop, Slow)
+        AnthropicEmulator, Reply, ToolCalls, ImpossibleAnswer, Refusal, Truncated, Fault, Drop, Slow)
 
     emu = AnthropicEmulator(api_keys=("test-key",), *, models=None, min_cache_tokens=1024,
                             prefill_factor=0.05, batch_processing_seconds=0.2,
@@ -56,7 +56,8 @@ Public API
     emu.min_cache_tokens = 1024    # prefixes shorter than this are never cached
     emu.clock_offset = 0.0         # seconds added to the cache clock (expire entries)
     emu.models                     # {model id: ModelSpec}; add entries to allow more models
-    emu.errors                     # exceptions raised by responders (answered as 500)
+    emu.errors                     # exceptions raised by responders (answered as 500), including
+                                   # ImpossibleAnswer for a turn the model could not give
     emu.batches                    # {batch id: Batch} snapshot
     emu.batch_processing_seconds = 0.2   # a batch ends this long after creation
     emu.batch_cancel_seconds = 0.05      # a canceled batch ends this long after the cancel
@@ -83,6 +84,9 @@ Answers (returned by the responder, or queued with ``enqueue_fault``):
 * ``dict`` / ``list`` -> JSON-dumped as the single text block, ``end_turn``.
 * ``str`` -> the text verbatim (may be invalid JSON).
 * ``Reply(text, stop_reason="end_turn", output_tokens=None)``.
+* ``ToolCalls(calls=[("read_file", {"path": "a.py"}), ...], text=None, thinking=None,
+  output_tokens=None)`` -> 200, ``stop_reason: "tool_use"``: thinking blocks, the note, one
+  ``tool_use`` block per call (see "Tool use" below).
 * ``Refusal(explanation)`` -> 200, ``stop_reason: "refusal"``, ``stop_details``, text ``""``.
 * ``Truncated(text)`` -> 200, ``stop_reason: "max_tokens"``, the (cut) text.
 * ``Fault(status, error_type=None, message=None, retry_after=None, should_retry=None)``
@@ -119,7 +123,89 @@ explicit ``Reply.output_tokens``) is cut to ``max_tokens * 4`` characters with
 ``stop_reason: "max_tokens"``; a listed ``stop_sequences`` entry in the text
 cuts it with ``stop_reason: "stop_sequence"``.  If a responder raises, the
 request gets a 500 ``api_error`` with ``x-should-retry: false`` and the
-exception is kept in ``emu.errors``.
+exception is kept in ``emu.errors``; an answer the model could not give with
+the request's tools (``ImpossibleAnswer``, see "Tool use") is such a 500.
+
+Tool use (spec §10)
+-------------------
+A tool loop against the emulator::
+
+    emu.responder = lambda body: (
+        ToolCalls([("read_file", {"path": "app.py"})]) if len(body["messages"]) == 1
+        else {"findings": []})
+    turn = sdk.messages.create(..., tools=[READ_FILE])          # stop_reason "tool_use"
+    messages += [{"role": "assistant", "content": turn.content},
+                 {"role": "user", "content": [{"type": "tool_result",
+                                               "tool_use_id": turn.content[-1].id, "content": "..."}]}]
+    final = sdk.messages.create(..., tools=[READ_FILE], messages=messages)   # end_turn
+
+(``tests/model_script.py``: ``Turns`` scripts this per file and pass.)
+
+A ``ToolCalls`` turn's ``content`` is one ``thinking`` block per ``thinking`` string, then
+the ``text`` note, then one ``tool_use {id: "toolu_…", name, input}`` per call.  On models
+with ``ModelSpec.notes_as_thinking`` (Opus 5.5, Sonnet 5.5, Fable 5.1) the note is one more
+``thinking`` block instead of ``text`` (docs, "What's new in Claude Opus 5.5": "text between
+tool calls comes back in thinking blocks whose text is empty at the default display
+setting"; for Fable 5.1 unverified).  Thinking text is returned at ``thinking.display:
+"summarized"`` and is ``""`` at ``"omitted"``, the default of those three models
+(``ModelSpec.thinking_display``); every thinking block has a ``signature``.
+``thinking.type: "disabled"`` drops scripted thinking on the other models.  Output tokens:
+thinking + note + each input's canonical JSON; past ``max_tokens`` the calls that do not fit
+are left out and ``stop_reason`` is ``"max_tokens"``.  Streamed (checked against SDK 2.16.0
+``lib/streaming/_messages.py``, whose accumulator joins the fragments and parses them with
+``jiter``): a ``tool_use`` opens with ``input: {}`` and its input JSON follows in three
+``input_json_delta`` fragments; a thinking block opens as ``{"thinking": "", "signature":
+""}``, then ``thinking_delta``s (none when omitted) and one ``signature_delta``.  Batches
+return the same content.
+
+Refused with 400 ``invalid_request_error`` (texts quoted by issue reports marked *, the
+others plausible guesses):
+
+* a tool ``name`` not matching ``^[a-zA-Z0-9_-]{1,64}$``: ``tools.N.custom.name: String
+  should match pattern '^[a-zA-Z0-9_-]{1,64}$'`` * (reports of mid-2025 quote ``{1,128}``;
+  the stricter pattern is kept); ``input_schema`` missing or not ``type: "object"``; an
+  unknown field; duplicate names: ``tools: Tool names must be unique.`` *;
+* a ``strict: true`` tool whose ``input_schema`` breaks the structured-output subset (the
+  §2 checks of ``output_config.format``, at ``tools.N.custom.input_schema``); more than 20
+  strict tools (spec §2);
+* ``tool_choice``: ``type`` not auto/any/tool/none; ``tool`` without a ``name`` or naming
+  a tool not in ``tools``; ``disable_parallel_tool_use`` not a boolean, on ``none``, or at
+  the top level; ``any``/``tool`` on Opus/Sonnet 5.5 and Fable 5.1 *, with enabled thinking,
+  or with ``max_tokens: 0``;
+* ``tool_use`` not answered by ``tool_result`` blocks first in the next user message, or a
+  ``tool_result`` for an id the previous assistant turn did not ask (partial text in docs);
+* thinking blocks sent back, below.
+
+``ImpossibleAnswer`` (a 500 kept in ``emu.errors``, so a test cannot script what the model
+could not say): a call to a tool not in ``tools``; any call under ``tool_choice: none``
+(the model must answer with text); more than one call under ``disable_parallel_tool_use``;
+under ``any``/``tool`` a text answer, a note before the call, or a call to another tool
+than the forced one; a ``strict`` tool's input not following its schema; a ``text`` note in
+a tool turn under ``output_config.format`` (the format binds Claude's final answer, not
+``tool_use`` turns, spec §10; whether a tool turn's text is held to it is undocumented, and
+SDK ``parse()`` fails on it: script the note as ``thinking=``).  The final ``end_turn``
+answer is the responder's dict/list JSON-dumped as before.
+
+Thinking blocks sent back (SDK ``ThinkingBlockParam``: "passed back unmodified and in their
+original order; a modified block results in a 400"; docs "Preserved thinking", "Prefix
+checks on thinking blocks", "Fix a thinking block bound to a different conversation").  The
+emulator keeps every thinking block it issued, keyed by its signature, with its model and a
+digest of its prefix: ``system``, ``tools`` and everything before the block (the request's
+messages, then the blocks of the same response before it), ``cache_control`` and null fields
+left out, same-role turns merged.  That digest is what identifies a conversation, as with
+the API ("a different conversation" means the content before the block differs; the check
+compares no sessions or users).  On every model a block sent back with a signature never
+issued, or with text that differs from the issued text, is a 400 ``messages.I.content.J:
+Invalid `signature` in `thinking` block`` (text unverified).  On models with
+``ModelSpec.thinking_prefix_check`` (Opus 5.5, Sonnet 5.5, Fable 5.1) a block whose prefix
+differs (``system`` or ``tools`` edited, an earlier message edited, an earlier thinking block
+left out or moved) is a 400 with the docs' text: ``messages.I.content.J: Invalid `signature`
+in `thinking` block. The block is bound to a different conversation. Remove the block, or
+set `thinking.block_binding.prefix_mismatch_behavior` to "drop_block".``; with that setting
+at ``"drop_block"`` the request passes (the beta header is not required here).  The docs
+also list Haiku 5.5 and Fable 5.2 as preserved-thinking models, with an outcome "depending
+on the model": not enforced for them.  A block issued for another model is ignored (docs: a
+model that cannot read a block drops it without an error).  ``reset()`` forgets them all.
 
 Token approximation
 -------------------
@@ -128,7 +214,10 @@ Token approximation
 JSON (sorted keys, no spaces) of the output schema (``output_config.format``),
 the canonical JSON of each tool, the text of each system block, and the text of
 each message block (non-text blocks: their canonical JSON without
-``cache_control``).  Output tokens are ``tokens(answer text)`` unless
+``cache_control`` and null-valued fields, so an SDK ``model_dump()`` of a response block
+costs what the block costs).  A tool with ``defer_loading: true`` is left out (spec §10:
+not in the prefix nor the cache key).  No tool-use system prompt is added (spec §7
+overheads); a tool turn's output tokens are its thinking, note and inputs' canonical JSON.  Output tokens are ``tokens(answer text)`` unless
 ``Reply.output_tokens`` is given.  ``count_tokens`` returns the same input count.
 
 Prompt-cache model
@@ -155,13 +244,17 @@ this order (spec §3 "what invalidates the cache", §2):
    carry a format, never warms a format-carrying call);
 3. each tool (with the whole tool list: a change invalidates everything);
 4. ``speed``, then each system block (``speed`` invalidates system and messages);
-5. ``tool_choice``, ``thinking`` and ``output_config.effort``, then each
-   message block with its role (these three invalidate the messages).
+5. ``tool_choice`` (with ``disable_parallel_tool_use``), ``thinking`` and
+   ``output_config.effort``, then each message block with its role (these three
+   invalidate the messages).
 
 ``cache_control`` values are left out of the key.  Sizes: a position's size is
 the cumulative token count at its block.  Every block boundary is a position,
 except inside a run of ``tool_use`` (or ``tool_result``) blocks, which counts as
-one; a breakpoint is always one.
+one; a breakpoint is always one.  So in a tool loop with top-level
+``cache_control`` each round's breakpoint (its last ``tool_result``) finds the previous
+round's entry a few positions back however many calls ran in parallel: the earlier turns
+are read, the new assistant turn and results written (spec §3, §10).
 
 * READ, on arrival (after validation): the longest live entry at any of the
   ``LOOKBACK`` (20) positions ending at each breakpoint is a hit; its tokens
@@ -186,7 +279,8 @@ requests use the same cache, processed in order.
 
 Deviations / simplifications (documented on purpose)
 ----------------------------------------------------
-* Streaming carries a single text block; an ``error`` event only when scripted.
+* Streaming carries the answer's blocks (text, thinking, tool_use); an ``error`` event only
+  when scripted.  No ``redacted_thinking`` block is ever issued.
   Messages-level ``system`` turns are rejected for every model.  Error texts
   marked "unverified" in the spec (e.g. the pre-warm refusals, the TTL
   order) are plausible guesses.
@@ -198,6 +292,7 @@ Deviations / simplifications (documented on purpose)
 
 from __future__ import annotations
 
+import base64
 import collections
 import copy
 import dataclasses
@@ -232,7 +327,9 @@ __all__ = [
     "Recorded",
     "Refusal",
     "Reply",
+    "ImpossibleAnswer",
     "Slow",
+    "ToolCalls",
     "Truncated",
     "tokens",
 ]
@@ -245,6 +342,14 @@ MAX_BATCH_REQUESTS = 100_000
 MAX_MESSAGES = 100_000
 MAX_CACHE_BREAKPOINTS = 4
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+"""Spec §10. Issue reports of 2025 quote this pattern in the 400, later ones ``{1,128}``: the
+stricter one is kept, so a suite green here is green on the real API either way."""
+MAX_STRICT_TOOLS = 20
+BOUND_THINKING = (
+    "Invalid `signature` in `thinking` block. The block is bound to a different conversation. "
+    "Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to \"drop_block\"."
+)
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 DEFAULT_ANSWER: Dict[str, Any] = {"findings": []}
 PREFILL_MESSAGE = (
@@ -269,16 +374,28 @@ class ModelSpec:
     """Whether ``tool_choice`` ``any``/``tool`` is accepted by ``/v1/messages`` (spec §10)."""
     forced_tool_choice_count: bool = True
     """The same for ``/v1/messages/count_tokens`` (spec §7: Opus/Sonnet 5.5 refuse it there too)."""
+    notes_as_thinking: bool = False
+    """Spec §10: the notes written between tool calls come back as ``thinking`` blocks, not ``text``."""
+    thinking_display: str = "summarized"
+    """Default ``thinking.display``: ``"omitted"`` returns thinking blocks with empty text (and a signature)."""
+    thinking_prefix_check: bool = False
+    """Preserved thinking: a thinking block sent back after ``system``, ``tools`` or an earlier message
+    changed is a 400 (spec §10; docs "Prefix checks on thinking blocks")."""
 
 
 _FIVE = ModelSpec(128_000, prefill=False, sampling=False)
+_PRESERVED: Dict[str, Any] = dict(notes_as_thinking=True, thinking_display="omitted", thinking_prefix_check=True)
 DEFAULT_MODELS: Dict[str, ModelSpec] = {
     # 5.x: no prefill, no sampling knobs, 128K output.
     "claude-fable-5-2": _FIVE,
     # Spec §10: forced tool use is refused by Opus 5.5, Sonnet 5.5 (count_tokens too) and Fable 5.1.
-    "claude-fable-5-1": dataclasses.replace(_FIVE, forced_tool_choice=False),
-    "claude-opus-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False),
-    "claude-sonnet-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False),
+    # The same three return the notes between tool calls as thinking blocks, empty at the default
+    # display, and refuse a thinking block replayed after an edit of its prefix.
+    "claude-fable-5-1": dataclasses.replace(_FIVE, forced_tool_choice=False, **_PRESERVED),
+    "claude-opus-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False,
+                                           **_PRESERVED),
+    "claude-sonnet-5-5": dataclasses.replace(_FIVE, forced_tool_choice=False, forced_tool_choice_count=False,
+                                             **_PRESERVED),
     "claude-haiku-5-5": _FIVE,
     "claude-opus-5": _FIVE,
     "claude-sonnet-5": _FIVE,
@@ -306,6 +423,29 @@ class Reply:
     text: str
     stop_reason: str = "end_turn"
     output_tokens: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """A turn that calls tools: HTTP 200, ``stop_reason: "tool_use"``.
+
+    ``calls`` is a sequence of ``(name, input)`` pairs, one ``tool_use`` block each (ids
+    ``toolu_…``), in order. ``thinking`` (a string or several) comes first as ``thinking`` blocks;
+    ``text`` is the note before the calls: a ``text`` block, or on models with
+    ``ModelSpec.notes_as_thinking`` one more ``thinking`` block. Thinking text is returned only at
+    ``thinking.display: "summarized"`` (the model's default display otherwise); every thinking block
+    carries a ``signature``. ``output_tokens`` overrides the count (thinking + text + inputs)."""
+
+    calls: Sequence[Tuple[str, Mapping[str, Any]]]
+    text: Optional[str] = None
+    thinking: Union[None, str, Sequence[str]] = None
+    output_tokens: Optional[int] = None
+
+
+class ImpossibleAnswer(ValueError):
+    """A responder answered what the model cannot (a tool that is not offered, a call under
+    ``tool_choice: none``, text where a call is forced...): the request gets a 500 and the
+    exception is kept in ``emu.errors``, so a test cannot script an impossible conversation."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +527,7 @@ class Slow:
     then: Any = None
 
 
-Answer = Union[Dict[str, Any], List[Any], str, Reply, Refusal, Truncated, Fault, Drop, Slow, MidStream]
+Answer = Union[Dict[str, Any], List[Any], str, Reply, ToolCalls, Refusal, Truncated, Fault, Drop, Slow, MidStream]
 Responder = Callable[[Dict[str, Any]], Any]
 BatchOutcome = Callable[[str, Dict[str, Any]], Any]  # None, a result type name, or a Fault
 
@@ -492,16 +632,34 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _strip_cc(block: Any) -> Any:
-    if isinstance(block, dict) and "cache_control" in block:
-        return {k: v for k, v in block.items() if k != "cache_control"}
-    return block
+def _norm(value: Any) -> Any:
+    """``value`` as the API reads it: without ``cache_control`` (at any depth) and without
+    null-valued keys (an SDK ``model_dump()`` of a response block adds ``citations: None``,
+    ``caller: None``...; the API parses both forms into the same block)."""
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items() if k != "cache_control" and v is not None}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    return value
+
+
+def _blocks_of(content: Any) -> List[Dict[str, Any]]:
+    """A message's content (or ``system``) as a block list: a string is one text block."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content or [])
 
 
 def _block_tokens(block: Any) -> int:
     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
         return tokens(block["text"])
-    return tokens(_canonical(_strip_cc(block)))
+    return tokens(_canonical(_norm(block)))
+
+
+def _object(body: Mapping[str, Any], key: str) -> Dict[str, Any]:
+    """``body[key]`` if it is an object, else ``{}``."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _is_int(value: Any) -> bool:
@@ -771,14 +929,7 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
     breakpoints += _validate_system(body.get("system"))
 
     if "tools" in body:
-        tools = body["tools"]
-        if not isinstance(tools, list):
-            raise _bad("tools: Input should be a valid list")
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise _bad(f"tools.{i}: Input should be a valid dictionary")
-            if _check_cache_control(tool.get("cache_control"), f"tools.{i}.cache_control"):
-                breakpoints += 1
+        breakpoints += _validate_tools(body["tools"])
     choice = _validate_tool_choice(body, spec, kind)
 
     if "stop_sequences" in body:
@@ -804,8 +955,11 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
 
     if "thinking" in body:
         thinking = body["thinking"]
-        if not isinstance(thinking, dict) or thinking.get("type") not in ("adaptive", "enabled", "disabled"):
-            raise _bad("thinking.type: Input should be 'adaptive', 'enabled' or 'disabled'")
+        if not isinstance(thinking, dict) or thinking.get("type") not in (
+                "adaptive", "enabled", "disabled", "between_tools"):
+            raise _bad("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
+        if thinking.get("display") not in (None, "summarized", "omitted"):
+            raise _bad(f"thinking.{thinking['type']}.display: Input should be 'summarized' or 'omitted'")
         if thinking["type"] == "enabled":
             budget = thinking.get("budget_tokens")
             if not _is_int(budget) or budget < 1024:
@@ -858,6 +1012,70 @@ def _validate(body: Any, version: str, kind: str, models: Mapping[str, ModelSpec
         )
 
 
+_TOOL_FIELDS = frozenset({
+    "name", "description", "input_schema", "cache_control", "strict", "type", "input_examples",
+    "defer_loading", "allowed_callers", "eager_input_streaming",
+})
+
+
+def _validate_tools(tools: Any) -> int:
+    """Spec §10 tool definitions; returns the number of cache breakpoints among them.
+
+    Client tools (no ``type`` or ``"custom"``) are checked field by field, the path in the
+    style of the real messages (``tools.3.custom.name: String should match pattern …`` and
+    ``tools: Tool names must be unique.`` are quoted by issue reports; the others are
+    unverified). A server tool (any other ``type``) is only counted and its name kept unique."""
+    if not isinstance(tools, list):
+        raise _bad("tools: Input should be a valid list")
+    breakpoints = 0
+    names: set = set()
+    duplicate = False
+    strict = 0
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise _bad(f"tools.{i}: Input should be a valid dictionary")
+        if _check_cache_control(tool.get("cache_control"), f"tools.{i}.cache_control"):
+            breakpoints += 1
+        custom = tool.get("type") in (None, "custom")
+        at = f"tools.{i}.custom" if custom else f"tools.{i}"
+        name = tool.get("name")
+        if name is None:
+            raise _bad(f"{at}.name: Field required")
+        if not isinstance(name, str):
+            raise _bad(f"{at}.name: Input should be a valid string")
+        if custom and not TOOL_NAME.match(name):
+            raise _bad(f"{at}.name: String should match pattern '{TOOL_NAME.pattern}'")
+        duplicate = duplicate or name in names
+        names.add(name)
+        if not custom:
+            continue
+        for key in tool:
+            if key not in _TOOL_FIELDS:
+                raise _bad(f"{at}.{key}: Extra inputs are not permitted")
+        if "description" in tool and not isinstance(tool["description"], str):
+            raise _bad(f"{at}.description: Input should be a valid string")
+        if "input_schema" not in tool:
+            raise _bad(f"{at}.input_schema: Field required")
+        schema = tool["input_schema"]
+        if not isinstance(schema, dict):
+            raise _bad(f"{at}.input_schema: Input should be a valid dictionary")
+        if schema.get("type") != "object":
+            raise _bad(f"{at}.input_schema.type: Input should be 'object'")
+        if "strict" in tool and not isinstance(tool["strict"], bool):
+            raise _bad(f"{at}.strict: Input should be a valid boolean")
+        if tool.get("strict"):
+            # Spec §2: a strict tool's input is generated under the structured-output grammar,
+            # so its schema obeys the same subset.
+            _check_schema(schema, f"{at}.input_schema")
+            strict += 1
+    if duplicate:
+        raise _bad("tools: Tool names must be unique.")
+    if strict > MAX_STRICT_TOOLS:
+        # Spec §2: at most 20 strict tools per request (text unverified).
+        raise _bad(f"tools: Too many strict tools ({strict}); at most {MAX_STRICT_TOOLS} are supported.")
+    return breakpoints
+
+
 def _check_prewarm(body: Dict[str, Any]) -> None:
     """Spec §3a: ``max_tokens: 0`` only prefills the prompt; what needs generation is refused."""
     what = "max_tokens: 0 (cache pre-warm) cannot be combined with"
@@ -890,6 +1108,8 @@ def _validate_tool_choice(body: Dict[str, Any], spec: ModelSpec, kind: str) -> O
             raise _bad(f"tool_choice.{ctype}.{key}: Extra inputs are not permitted")
     if ctype == "tool" and not isinstance(choice.get("name"), str):
         raise _bad("tool_choice.tool.name: Field required")
+    if "disable_parallel_tool_use" in choice and not isinstance(choice["disable_parallel_tool_use"], bool):
+        raise _bad(f"tool_choice.{ctype}.disable_parallel_tool_use: Input should be a valid boolean")
     if ctype in ("any", "tool"):
         if not (spec.forced_tool_choice_count if kind == "count" else spec.forced_tool_choice):
             raise _bad('tool_choice: type "tool" and "any" are not supported for this model.')
@@ -964,6 +1184,10 @@ def _validate_messages(messages: List[Any], version: str, spec: ModelSpec) -> in
                     raise _bad(f"{at}.text: text content blocks must be non-empty")
                 if version == NEW_VERSION and role == "user" and block.get("citations"):
                     raise _bad(f"{at}.citations: citations are not allowed on user text blocks")
+            if btype == "thinking":
+                for key in ("thinking", "signature"):
+                    if not isinstance(block.get(key), str):
+                        raise _bad(f"{at}.thinking.{key}: Field required")
             if btype == "document" and role == "assistant" and version == NEW_VERSION:
                 raise _bad(f"{at}: document blocks are not allowed in assistant messages")
             if _check_cache_control(block.get("cache_control"), f"{at}.cache_control"):
@@ -1098,7 +1322,9 @@ def _analyse(body: Dict[str, Any]) -> _Prompt:
         total += tokens(_canonical(schema))
 
     for tool in body.get("tools") or []:
-        stripped = _strip_cc(tool)
+        if tool.get("defer_loading"):
+            continue  # spec §10: left out of the prefix and the cache key (loaded by tool search)
+        stripped = _norm(tool)
         feed(["tool", stripped])
         total += tokens(_canonical(stripped))
         close(tool.get("cache_control"))
@@ -1109,7 +1335,7 @@ def _analyse(body: Dict[str, Any]) -> _Prompt:
     if isinstance(system, str):
         system = [{"type": "text", "text": system}] if system else []
     for block in system or []:
-        feed(["system", _strip_cc(block)])
+        feed(["system", _norm(block)])
         total += _block_tokens(block)
         close(block.get("cache_control"))
 
@@ -1123,7 +1349,7 @@ def _analyse(body: Dict[str, Any]) -> _Prompt:
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         for j, block in enumerate(blocks):
-            feed(["message", message["role"], _strip_cc(block)])
+            feed(["message", message["role"], _norm(block)])
             total += _block_tokens(block)
             kind = block.get("type")
             merge = kind in ("tool_use", "tool_result") and j + 1 < len(blocks) and blocks[j + 1].get("type") == kind
@@ -1259,6 +1485,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _pieces(text: str, parts: int) -> List[str]:
+    size = max(1, math.ceil(len(text) / parts))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _stream_block(block: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """A content block as streamed (spec §1; docs "Streaming messages"): the ``content_block_start``
+    payload and the deltas. Text in four ``text_delta``s; a thinking block opens empty, its text in
+    ``thinking_delta``s (none when omitted) then one ``signature_delta``; a ``tool_use`` opens with
+    ``input: {}`` and its input JSON follows as ``input_json_delta`` fragments, which the SDK's
+    accumulator joins and parses (``lib/streaming/_messages.py``, ``accumulate_event``)."""
+    kind = block["type"]
+    if kind == "text":
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": p} for p in _pieces(block["text"], 4)]
+    if kind == "thinking":
+        steps = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"], 2)]
+        return ({"type": "thinking", "thinking": "", "signature": ""},
+                steps + [{"type": "signature_delta", "signature": block["signature"]}])
+    if kind == "tool_use":
+        raw = json.dumps(block["input"])
+        return ({"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                [{"type": "input_json_delta", "partial_json": p} for p in _pieces(raw, 3)])
+    raise ValueError(f"cannot stream a {kind!r} block")
+
+
 def _sse(event: str, data: Dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode("utf-8")
 
@@ -1289,6 +1540,34 @@ def _format_seconds(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- the emulator
+
+
+@dataclass(frozen=True)
+class _IssuedThinking:
+    """A thinking block the emulator returned, keyed by its signature."""
+
+    model: str
+    thinking: str
+    prefix: str
+    """Digest of what preceded the block when it was produced: system, tools, earlier messages."""
+
+
+def _prefix_digest(body: Dict[str, Any], turns: Sequence[Tuple[str, List[Dict[str, Any]]]]) -> str:
+    """The prefix a thinking block is bound to (docs, "Prefix checks on thinking blocks"): the
+    top-level ``system``, ``tools`` and the messages before the block, ``cache_control`` and null
+    fields left out, consecutive turns of one role merged."""
+    merged: List[Tuple[str, List[Any]]] = []
+    for role, blocks in turns:
+        if merged and merged[-1][0] == role:
+            merged[-1][1].extend(_norm(blocks))
+        else:
+            merged.append((role, list(_norm(blocks))))
+    payload = [_norm(_blocks_of(body.get("system"))), _norm(body.get("tools") or []), merged]
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+def _turns(messages: Sequence[Dict[str, Any]]) -> List[Tuple[str, List[Dict[str, Any]]]]:
+    return [(m["role"], _blocks_of(m["content"])) for m in messages]
 
 
 @dataclass
@@ -1330,6 +1609,13 @@ class _Generated:
     output_tokens: Optional[int] = None
     stop_sequence: Optional[str] = None
     stop_details: Optional[Dict[str, Any]] = None
+    content: Optional[List[Dict[str, Any]]] = None
+    """The content blocks when not a single text block (a tool-calling turn)."""
+
+    def blocks(self) -> List[Dict[str, Any]]:
+        if self.content is not None:
+            return self.content
+        return [] if self.text is None else [{"type": "text", "text": self.text}]
 
 
 class AnthropicEmulator:
@@ -1387,6 +1673,7 @@ class AnthropicEmulator:
         self._cache: Dict[str, _CacheEntry] = {}
         self._faults: collections.deque = collections.deque()
         self._batches: Dict[str, Batch] = {}
+        self._thinking: Dict[str, _IssuedThinking] = {}
         self._in_flight = 0
         self._max_in_flight = 0
 
@@ -1658,6 +1945,7 @@ class AnthropicEmulator:
 
     def _messages(self, body: Dict[str, Any], version: str, request_id: str, record: Recorded) -> _Response:
         _validate(body, version, "messages", self.models)
+        self._check_thinking(body)
         prompt = _analyse(body)
         prewarm = body["max_tokens"] == 0
         read_tokens = self._cache_read(prompt)
@@ -1687,7 +1975,7 @@ class AnthropicEmulator:
             return _Response(0, b"", drop=True)
 
         broken = answer.fault if isinstance(answer, MidStream) else None
-        generated = _generate(DEFAULT_ANSWER if broken else answer, body)
+        generated = _Generated("", "end_turn") if broken else self._generated(answer, body)
         prefill = max(0.0, latency * factor)
         rest = 0.0 if prewarm else max(0.0, latency - prefill)
         if body.get("stream"):
@@ -1698,6 +1986,53 @@ class AnthropicEmulator:
         usage = self._begin(prompt, read_tokens, generated, record)
         time.sleep(rest)
         return _json_response(200, _message_json(body, generated, usage, "standard"))
+
+    def _generated(self, answer: Any, body: Dict[str, Any]) -> _Generated:
+        """``_generate`` for this emulator's models; thinking blocks it returns are remembered."""
+        generated = _generate(answer, body, self.models.get(body["model"]))
+        content = generated.blocks()
+        issued = {}
+        for j, block in enumerate(content):
+            if block["type"] == "thinking":
+                prefix = _prefix_digest(body, _turns(body["messages"]) + [("assistant", content[:j])])
+                issued[block["signature"]] = _IssuedThinking(body["model"], block["thinking"], prefix)
+        if issued:
+            with self._lock:
+                self._thinking.update(issued)
+        return generated
+
+    def _check_thinking(self, body: Dict[str, Any]) -> None:
+        """Thinking blocks sent back (spec §10; SDK ``ThinkingBlockParam``: "Thinking blocks must be
+        passed back unmodified and in their original order; a modified block results in a 400").
+
+        A block whose signature this emulator never issued, or whose text differs from what was
+        issued with that signature, is refused on every model. A block issued for another model is
+        ignored (the docs: a model that cannot read a block drops it without an error). On models
+        with ``thinking_prefix_check`` a block whose prefix (system, tools, earlier messages) is not
+        the one it was produced after is refused with the docs' message, unless
+        ``thinking.block_binding.prefix_mismatch_behavior`` is ``"drop_block"``."""
+        spec = self.models[body["model"]]
+        thinking_cfg = _object(body, "thinking")
+        binding = _object(thinking_cfg, "block_binding")
+        drop = binding.get("prefix_mismatch_behavior") == "drop_block"
+        messages = body["messages"]
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant" or isinstance(message["content"], str):
+                continue
+            for j, block in enumerate(message["content"]):
+                if block.get("type") != "thinking":
+                    continue
+                at = f"messages.{i}.content.{j}"
+                with self._lock:
+                    issued = self._thinking.get(block["signature"])
+                if issued is None or issued.thinking != block["thinking"]:
+                    # Text unverified; the docs' prefix-mismatch message starts the same way.
+                    raise _bad(f"{at}: Invalid `signature` in `thinking` block")
+                if issued.model != body["model"] or not spec.thinking_prefix_check or drop:
+                    continue
+                prefix = _prefix_digest(body, _turns(messages[:i]) + [("assistant", message["content"][:j])])
+                if prefix != issued.prefix:
+                    raise _bad(f"{at}: {BOUND_THINKING}")
 
     def _begin(self, prompt: _Prompt, read_tokens: int, generated: _Generated,
                record: Optional[Recorded]) -> _Usage:
@@ -1725,17 +2060,18 @@ class AnthropicEmulator:
             yield _sse("error", {"type": "error", "error": {"type": broken.resolved_type,
                                                             "message": broken.resolved_message}})
             return
-        text = generated.text or ""
-        pieces = [text[i:i + max(1, math.ceil(len(text) / 4))] for i in range(0, len(text), max(1, math.ceil(len(text) / 4)))]
-        yield _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}})
-        for piece in pieces:
-            time.sleep(rest / len(pieces))
-            yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                               "delta": {"type": "text_delta", "text": piece}})
-        if not pieces:
+        blocks = generated.blocks() or [{"type": "text", "text": ""}]
+        plan = [(index, _stream_block(block)) for index, block in enumerate(blocks)]
+        deltas = sum(len(steps) for _, (_, steps) in plan)
+        for index, (opening, steps) in plan:
+            yield _sse("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": opening})
+            for delta in steps:
+                time.sleep(rest / deltas)
+                yield _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            yield _sse("content_block_stop", {"type": "content_block_stop", "index": index})
+        if not deltas:
             time.sleep(rest)
-        yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
         final = usage.to_json("standard")
         yield _sse("message_delta", {
             "type": "message_delta",
@@ -1988,6 +2324,7 @@ class AnthropicEmulator:
                 raise ValueError(f"batch_outcome returned {scripted!r}")
         try:
             _validate(params, version, "batch", self.models)
+            self._check_thinking(params)
         except _ApiError as err:
             return _errored(err.error_type, err.message)
         prompt = _analyse(params)
@@ -2001,7 +2338,7 @@ class AnthropicEmulator:
             return _errored(answer.resolved_type, answer.resolved_message)
         if isinstance(answer, Drop):
             return _errored("api_error", "Internal server error")
-        generated = _generate(answer, params)
+        generated = self._generated(answer, params)
         usage = self._begin(prompt, read_tokens, generated, None)
         return {"type": "succeeded", "message": _message_json(params, generated, usage, "batch")}
 
@@ -2024,10 +2361,20 @@ def _errored(error_type: str, message: str) -> Dict[str, Any]:
     }
 
 
-def _generate(answer: Any, body: Dict[str, Any]) -> _Generated:
-    """Normalise a responder answer into text/stop reason, applying max_tokens and stop sequences."""
+def _generate(answer: Any, body: Dict[str, Any], spec: Optional[ModelSpec] = None) -> _Generated:
+    """Normalise a responder answer into text/stop reason, applying max_tokens and stop sequences.
+
+    Raises ImpossibleAnswer for an answer the model could not give with this request's tools."""
     if isinstance(answer, _Prewarm):
         return _Generated(None, "max_tokens", output_tokens=0)
+    if isinstance(answer, ToolCalls):
+        return _tool_turn(answer, body, spec or ModelSpec(128_000))
+    choice = _object(body, "tool_choice")
+    if choice.get("type") in ("any", "tool") and (
+            isinstance(answer, (str, dict, list)) or (isinstance(answer, Reply) and answer.stop_reason == "end_turn")):
+        # Spec §10: a forced choice prefills the turn with a tool call; only a refusal or a cut
+        # turn can end otherwise.
+        raise ImpossibleAnswer(f"tool_choice {choice['type']!r} forces a tool call; the responder answered text")
     if isinstance(answer, Refusal):
         details = {"type": "refusal", "category": answer.category, "explanation": answer.explanation}
         return _Generated("", "refusal", stop_details=details)
@@ -2059,8 +2406,135 @@ def _generate(answer: Any, body: Dict[str, Any]) -> _Generated:
     return generated
 
 
+def _thinking_texts(value: Union[None, str, Sequence[str]]) -> List[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _signature() -> str:
+    """An opaque signature (the real ones are long base64 strings)."""
+    return base64.b64encode(secrets.token_bytes(48)).decode("ascii")
+
+
+def _tool_turn(answer: ToolCalls, body: Dict[str, Any], spec: ModelSpec) -> _Generated:
+    """The content of a tool-calling turn (spec §10), after checking the model could produce it."""
+    _check_tool_calls(answer, body)
+    thinking_cfg = _object(body, "thinking")
+    display = thinking_cfg.get("display") or spec.thinking_display
+    notes = _thinking_texts(answer.thinking)
+    if thinking_cfg.get("type") == "disabled" and not spec.notes_as_thinking:
+        notes = []  # thinking off: no thinking blocks (the notes-as-thinking models cannot turn it off)
+    text = answer.text or None
+    if text is not None and spec.notes_as_thinking:
+        notes.append(text)
+        text = None
+    content: List[Dict[str, Any]] = [
+        {"type": "thinking", "thinking": note if display == "summarized" else "", "signature": _signature()}
+        for note in notes
+    ]
+    if text is not None:
+        if _output_schema(body) is not None:
+            # Spec §10: the format binds Claude's final answer; text in a tool turn would have to
+            # obey it too (undocumented) and SDK parse() fails on it: script the note as thinking.
+            raise ImpossibleAnswer("a tool_use turn under output_config.format carries no text (script thinking=)")
+        content.append({"type": "text", "text": text})
+    billed = sum(tokens(n) for n in notes) + tokens(text or "")
+    budget = body.get("max_tokens") or 0
+    stop_reason = "tool_use"
+    for name, arguments in answer.calls:
+        cost = tokens(_canonical(dict(arguments)))
+        if answer.output_tokens is None and budget and billed + cost > budget:
+            stop_reason = "max_tokens"  # spec §10: max_tokens can cut a tool_use block; this one is left out
+            billed = budget
+            break
+        billed += cost
+        content.append({"type": "tool_use", "id": _rid("toolu_"), "name": name, "input": copy.deepcopy(dict(arguments))})
+    output = answer.output_tokens if answer.output_tokens is not None else billed
+    return _Generated(None, stop_reason, output_tokens=output, content=content)
+
+
+def _check_tool_calls(answer: ToolCalls, body: Dict[str, Any]) -> None:
+    offered = {t.get("name"): t for t in body.get("tools") or [] if isinstance(t, dict)}
+    choice = _object(body, "tool_choice")
+    ctype = choice.get("type", "auto")
+    if not answer.calls:
+        raise ImpossibleAnswer("ToolCalls without calls: answer text instead")
+    if ctype == "none":
+        raise ImpossibleAnswer("tool_choice is 'none': the model must answer with text, not call tools")
+    if ctype in ("any", "tool") and answer.text:
+        raise ImpossibleAnswer(f"tool_choice {ctype!r} prefills the turn with the call: no text before it")
+    if choice.get("disable_parallel_tool_use") and len(answer.calls) > 1:
+        raise ImpossibleAnswer(f"disable_parallel_tool_use: at most one call, got {len(answer.calls)}")
+    for name, arguments in answer.calls:
+        if name not in offered:
+            raise ImpossibleAnswer(f"the responder called {name!r}, which is not among tools {sorted(map(str, offered))}")
+        if ctype == "tool" and name != choice.get("name"):
+            raise ImpossibleAnswer(f"tool_choice forces {choice.get('name')!r}; the responder called {name!r}")
+        if not isinstance(arguments, Mapping):
+            raise ImpossibleAnswer(f"the input of a {name!r} call must be an object, got {arguments!r}")
+        tool = offered[name]
+        if tool.get("strict"):
+            problem = _instance_error(tool["input_schema"], dict(arguments), tool["input_schema"], "input")
+            if problem:
+                raise ImpossibleAnswer(f"strict tool {name!r}: {problem}")
+
+
+_JSON_TYPES: Dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_int,
+    "number": _is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _instance_error(schema: Any, value: Any, root: Dict[str, Any], path: str) -> Optional[str]:
+    """Why ``value`` does not follow ``schema`` (the §2 subset: type, enum, const, properties,
+    required, additionalProperties, items, anyOf/allOf, local $ref), or None."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#"):
+        return _instance_error(_resolve_pointer(root, schema["$ref"][1:]), value, root, path)
+    types = schema.get("type")
+    if types is not None:
+        wanted = [types] if isinstance(types, str) else list(types)
+        if not any(_JSON_TYPES.get(t, lambda v: True)(value) for t in wanted):
+            return f"{path}: {value!r} is not of type {types!r}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{path}: {value!r} is not one of {schema['enum']!r}"
+    if "const" in schema and value != schema["const"]:
+        return f"{path}: {value!r} is not {schema['const']!r}"
+    for sub in schema.get("allOf") or []:
+        problem = _instance_error(sub, value, root, path)
+        if problem:
+            return problem
+    if schema.get("anyOf") and all(_instance_error(sub, value, root, path) for sub in schema["anyOf"]):
+        return f"{path}: {value!r} matches none of anyOf"
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key in schema.get("required") or []:
+            if key not in value:
+                return f"{path}: {key!r} is required"
+        for key, item in value.items():
+            if key in props:
+                problem = _instance_error(props[key], item, root, f"{path}.{key}")
+                if problem:
+                    return problem
+            elif schema.get("additionalProperties") is False:
+                return f"{path}: unexpected property {key!r}"
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            problem = _instance_error(schema["items"], item, root, f"{path}.{i}")
+            if problem:
+                return problem
+    return None
+
+
 def _message_json(body: Dict[str, Any], generated: _Generated, usage: _Usage, tier: str) -> Dict[str, Any]:
-    content = [] if generated.text is None else [{"type": "text", "text": generated.text}]
+    content = copy.deepcopy(generated.blocks())
     return {
         "id": _rid("msg_"),
         "type": "message",
