@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import jsonschema
 from referencing import Registry, Resource
 
@@ -132,6 +131,10 @@ def aggregate_answer_schema() -> dict[str, Any]:
 
 def for_model(schema: dict[str, Any]) -> dict[str, Any]:
     """The subset of `schema` that structured output accepts (bounds move into descriptions)."""
+    # Imported here: the SDK takes a second or more to import, and commands that
+    # send nothing (--help, --dry-run, schema, audit plan/status) never need it.
+    import anthropic
+
     return anthropic.transform_schema(copy.deepcopy(schema))
 
 
