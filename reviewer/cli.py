@@ -24,7 +24,7 @@ from . import pull_request, source as source_mod
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
 from .findings import at_or_above
-from .redact import redact
+from .redact import redact, redact_document
 from .models import Diff, Plan, ReviewResult, Skipped
 from .progress import Progress
 from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
@@ -178,6 +178,7 @@ cli.add_command(audit_cli.audit)
 
 
 def _emit(content: str, output: Path | None) -> None:
+    content = redact_document(content)
     if output is None:
         click.echo(content, nl=False)
         return

@@ -21,7 +21,7 @@ from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
 from ..pricing import usd
 from .. import progress as progress_mod
 from ..publish import actions
-from ..redact import redact
+from ..redact import redact, redact_document
 from . import Progress, plan as plan_mod, report as report_mod, runner, submit
 from .state import RUN_STATUSES
 
@@ -207,7 +207,7 @@ def status_command(repo_dir: Path, state_path: Path | None, run_id: int | None, 
     if line is None:
         click.echo(f"no audit run recorded in {path}")
         return EXIT_OK
-    click.echo(json.dumps(_line_dict(line, detail=True), indent=2) if fmt == "json" else render_status(line))
+    click.echo(redact_document(json.dumps(_line_dict(line, detail=True), indent=2) if fmt == "json" else render_status(line)))
     return EXIT_OK
 
 
@@ -221,7 +221,7 @@ def list_command(repo_dir: Path, state_path: Path | None, statuses: tuple[str, .
     path = _state_path(repo_dir, state_path)
     lines = runner.list_runs(path, tuple(statuses) or RUN_STATUSES, limit)
     if fmt == "json":
-        click.echo(json.dumps([_line_dict(x) for x in lines], indent=2))
+        click.echo(redact_document(json.dumps([_line_dict(x) for x in lines], indent=2)))
     elif not lines:
         click.echo(f"no audit run recorded in {path}" + (f" with status {', '.join(statuses)}" if statuses else ""))
     else:

@@ -54,7 +54,7 @@ from ..models import SEVERITIES, Finding, Skipped, Usage
 from ..pricing import usd
 from ..publish import counts, location, safe, sarif
 from ..publish.markdown import finding_block
-from ..redact import redact
+from ..redact import redact, redact_document
 from .plan import LeftOut, private_dir
 from .state import Run, Store
 
@@ -370,7 +370,7 @@ def write(report: AuditReport, out_dir: Path, formats: tuple[str, ...]) -> tuple
         for fmt in formats:
             path = out_dir / FORMATS[fmt]
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(RENDERERS[fmt](report), encoding="utf-8")
+            tmp.write_text(redact_document(RENDERERS[fmt](report)), encoding="utf-8")
             tmp.replace(path)
             written.append(path)
     except OSError as exc:
@@ -402,7 +402,7 @@ def deliver(url: str, secret: str, report: AuditReport, *, attempts: int = 4, ba
     Returns the number of attempts made; raises WebhookFailed after the last.
     """
     payload = {"event": "audit.completed", "run": report.run_dict(), "summary": report.summary()}
-    body = json.dumps(payload, sort_keys=True).encode("utf-8")
+    body = redact_document(json.dumps(payload, sort_keys=True)).encode("utf-8")
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"reviewer/{__version__}",

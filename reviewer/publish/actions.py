@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Mapping
 
+from ..redact import redact
+
 STEP_SUMMARY_LIMIT = 1024 * 1024
 _SUMMARY_BUDGET = STEP_SUMMARY_LIMIT - 4096
 
@@ -34,7 +36,7 @@ def write_step_summary(markdown: str, report_path: str | None = None) -> None:
     if not path:
         return
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(fit_summary(markdown, report_path))
+        fh.write(fit_summary(redact(markdown), report_path))
 
 
 def write_outputs(values: Mapping[str, str | int]) -> None:
