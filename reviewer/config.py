@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import jsonschema
 
-from . import schemas
+from . import repo_view, schemas
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -147,10 +147,43 @@ def load(path: Path | None, repo_dir: Path) -> Config:
             raise ConfigError(f"{path}: [tool.reviewer] must be a table")
     config = from_mapping(data, str(path))
     if config.guidelines_file:
-        guide = (repo_dir / config.guidelines_file)
-        try:
-            text = guide.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise ConfigError(f"{path}: 'guidelines_file' {guide}: {exc.strerror or exc}") from exc
+        text = read_guidelines(config.guidelines_file, repo_dir, str(path))
         config = dataclasses.replace(config, guidelines=(config.guidelines + "\n\n" + text).strip())
     return config
+
+
+# The guidelines go into the system prompt of every call: a page or two of
+# rules, not a document. 64 KiB is about 16,000 tokens, paid (as cache reads)
+# on every request.
+GUIDELINES_MAX_BYTES = 64 * 1024
+
+
+def read_guidelines(name: str, repo_dir: Path, source: str) -> str:
+    """The text of `guidelines_file` from git at HEAD of `repo_dir` (the commit the configuration comes from).
+
+    Never from the working tree: the name must resolve inside the repository
+    (relative to `repo_dir`) to a regular file committed at HEAD, not a link,
+    of at most GUIDELINES_MAX_BYTES. Anything else is a ConfigError naming the
+    key: the file is pasted into every request, so a link to `/proc/self/environ`
+    or a FIFO must never be opened (issue 11).
+    """
+    key = f"{source}: 'guidelines_file' {repo_view.shown(name)}"
+    try:
+        view = repo_view.RepoView(repo_dir, "HEAD")
+    except repo_view.NotARepository as exc:
+        raise ConfigError(f"{key}: needs a git repository at --repo-dir, since the file is read from git at "
+                          f"HEAD and never from the working tree ({exc})") from None
+    with view:
+        try:
+            blob = view.read(view.prefix + repo_view.normalize(name), GUIDELINES_MAX_BYTES)
+        except repo_view.PathRefused as exc:
+            raise ConfigError(f"{key} {exc.reason}"
+                              + ("; commit it" if "not in the tree" in exc.reason else "")) from None
+    if blob.is_link:
+        raise ConfigError(f"{key} is a symbolic link (to {repo_view.shown(blob.text)}), which is not followed; "
+                          "name the file itself")
+    if blob.truncated:
+        raise ConfigError(f"{key} is {blob.size:,} bytes, over the limit of {GUIDELINES_MAX_BYTES:,} bytes (64 KiB)")
+    if blob.binary:
+        raise ConfigError(f"{key} is binary, not text")
+    return blob.text

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ReviewerError, ServiceError, UsageError
+from .repo_view import PathRefused, RepoView
 
 
 @dataclass
@@ -63,39 +64,23 @@ def _commit(repo_dir: Path, ref: str) -> str:
         raise UsageError(f"'{ref}' is not a commit in {repo_dir}") from None
 
 
-class _BlobReader:
-    """Reads files at one commit through a single `git cat-file --batch` process."""
+# What the review reads of one file at head, for context and its real size.
+# NOTE: `diff.parse` takes a file's size from what it is handed, so a file cut
+# here is seen as this long: over any `max_file_bytes` below it, and skipped.
+HEAD_READ_MAX_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, repo_dir: Path, commit: str) -> None:
-        self._commit = commit
-        self._proc = subprocess.Popen(
-            ["git", "-C", str(repo_dir), "cat-file", "--batch"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
 
-    def __call__(self, paths: Sequence[str]) -> dict[str, bytes | None]:
-        return {path: self.read(path) for path in paths}
-
-    def read(self, path: str) -> bytes | None:
-        assert self._proc.stdin and self._proc.stdout
-        if "\n" in path:
-            return None
-        self._proc.stdin.write(f"{self._commit}:{path}\n".encode())
-        self._proc.stdin.flush()
-        header = self._proc.stdout.readline().decode("utf-8", "replace").split()
-        if len(header) != 3 or header[1] != "blob":
-            return None  # missing, or a submodule / tree
-        data = self._proc.stdout.read(int(header[2]))
-        self._proc.stdout.read(1)  # the newline after the contents
-        return data
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            assert self._proc.stdin
-            self._proc.stdin.close()
-            self._proc.wait()
+def _head_reader(view: RepoView) -> Callable[[Sequence[str]], dict[str, bytes | None]]:
+    """Files at head from git objects (`repo_view`): None for a path refused or not a file there."""
+    def read_head(paths: Sequence[str]) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {}
+        for path in paths:
+            try:
+                out[path] = view.read(path, HEAD_READ_MAX_BYTES).data
+            except PathRefused:
+                out[path] = None  # gone at head, a submodule, or a name the view refuses
+        return out
+    return read_head
 
 
 def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
@@ -111,8 +96,8 @@ def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
         repo_dir, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
         "--src-prefix=a/", "--dst-prefix=b/", f"{base}...{head}",
     )
-    reader = _BlobReader(repo_dir, head_sha)
-    return Source(f"{base}...{head}", data, read_head=reader, close=reader.close)
+    view = RepoView(repo_dir, head_sha)
+    return Source(f"{base}...{head}", data, read_head=_head_reader(view), close=view.close)
 
 
 # --- pull requests on GitHub -------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,10 +71,13 @@ def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
         config.load(tmp_path / "nope.toml", tmp_path)
 
 
-def test_guidelines_file_is_read_into_guidelines(tmp_path: Path) -> None:
-    (tmp_path / "REVIEW.md").write_text("Never use print in library code.\n")
-    (tmp_path / ".reviewer.toml").write_text('guidelines_file = "REVIEW.md"\n')
-    assert "Never use print" in config.load(None, tmp_path).guidelines
+def test_guidelines_file_is_read_into_guidelines(repo: Path) -> None:
+    # From git at HEAD (tests/test_confinement.py has the files it refuses).
+    (repo / "REVIEW.md").write_text("Never use print in library code.\n")
+    (repo / ".reviewer.toml").write_text('guidelines_file = "REVIEW.md"\n')
+    subprocess.run(["git", "-C", str(repo), "add", "REVIEW.md"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "guidelines"], check=True)
+    assert "Never use print" in config.load(None, repo).guidelines
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
 """What an audit of the repository would send, and what it would cost.
 
-The walk is `git ls-files` (tracked files only, read from the working tree).
-A file is skipped, with its reason, when it is a symlink or submodule, binary,
-vendored, generated, excluded by a glob, empty, or over `max_file_bytes`.
+The walk is the tree of the commit at HEAD (`git ls-tree`), and every file is
+read from git objects at that commit through `repo_view`, never from the
+working tree: uncommitted changes are not audited, and a tracked file replaced
+in the checkout by a FIFO, a device or a link (or a tracked directory replaced
+by a link to `/etc`) is never opened or followed (issue 11). A file is
+skipped, with its reason, when it is a symlink or submodule, binary, vendored,
+generated, excluded by a glob, empty, or over `max_file_bytes`.
 The others are cut into chunks: line ranges whose rendered prompt stays under
 the token budget, cut preferably where a top-level block starts.
 
@@ -43,7 +47,7 @@ from ..config import Config
 from ..diff import matching_glob
 from ..errors import UsageError
 from ..models import Skipped, Usage
-from ..source import git
+from ..repo_view import Entry, RepoView
 from . import Progress
 from .state import Failure
 
@@ -86,6 +90,8 @@ class Chunk:
     key: str
     tokens: int
     """Estimated tokens of the user message that carries this chunk."""
+    blob: str = ""
+    """The git object the lines are cut from: `ChunkReader` reads exactly what was planned."""
 
 
 @dataclass(frozen=True)
@@ -240,24 +246,14 @@ def params(context_model: str, system: Sequence[dict], max_tokens: int, schema: 
 # ---------------------------------------------------------------------- walk
 
 
-def tracked_files(repo_dir: Path) -> list[tuple[str, str]]:
-    """(mode, path) of every tracked file, sorted by path."""
-    out = git(repo_dir, "ls-files", "-z", "--stage")
-    seen: dict[str, str] = {}
-    for entry in out.split(b"\0"):
-        if not entry:
-            continue
-        meta, _, raw_path = entry.partition(b"\t")
-        path = raw_path.decode("utf-8", "surrogateescape")
-        seen.setdefault(path, meta.split(b" ", 1)[0].decode())
-    return [(mode, path) for path, mode in sorted(seen.items())]
+def tracked_files(view: RepoView) -> list[tuple[str, Entry]]:
+    """(path relative to the view's folder, entry) of every file at the view's commit, sorted by path.
 
-
-def head_commit(repo_dir: Path) -> str | None:
-    try:
-        return git(repo_dir, "rev-parse", "--verify", "-q", "HEAD").decode().strip() or None
-    except UsageError:
-        return None
+    Under `repo_dir` only when it is a folder inside the repository, as
+    `git ls-files` run there would list.
+    """
+    under = view.prefix.rstrip("/")
+    return [(e.path[len(view.prefix):], e) for e in view.entries(under)]
 
 
 def _glob_reason(path: str, globs: Sequence[str]) -> str | None:
@@ -340,7 +336,7 @@ def part_tokens(path: str, code_chars: int, lines: int) -> int:
 
 
 def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
-              first_line: int = 1, total: int | None = None) -> list[Chunk]:
+              first_line: int = 1, total: int | None = None, blob: str = "") -> list[Chunk]:
     """The chunks of `data` (the whole file, or a part starting at `first_line`)."""
     lines = split_lines(data)
     total = total if total is not None else len(lines)
@@ -354,7 +350,7 @@ def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
         text = b"\n".join(lines[a:b])
         start = first_line + a
         out.append(Chunk(path, start, first_line + b - 1, total, part, len(ranges),
-                         chunk_key(context.digest, start, text), part_tokens(path, len(text), b - a)))
+                         chunk_key(context.digest, start, text), part_tokens(path, len(text), b - a), blob))
     return out
 
 
@@ -366,47 +362,43 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
           retry_failed: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
           chunk_tokens: int | None = None, canary: int = 3, max_batch_requests: int = MAX_BATCH_REQUESTS,
           max_batch_bytes: int = DEFAULT_BATCH_BYTES, progress: Progress | None = None) -> Plan:
-    """Walk `repo_dir` and plan the audit; reads files, sends nothing.
+    """Walk the commit at HEAD of `repo_dir` and plan the audit; reads git objects, sends nothing.
 
     From the state: `known` content keys have a valid answer, `failed` ones a
     remembered failure (left out unless `retry_failed`), `splits` ones were
-    cut into parts. Raises UsageError when `repo_dir` is not a git repository.
+    cut into parts. Raises UsageError when `repo_dir` is not a git repository
+    or has no commit.
     """
     progress = progress or Progress()
     context = Context.build(config, model)
     known = set(known)
     budget = chunk_tokens or config.per_file_token_budget
     excludes = tuple(config.ignore_globs) + tuple(exclude)
-    entries = tracked_files(repo_dir)
-    files: list[str] = []
-    skipped: list[Skipped] = []
-    chunks: list[Chunk] = []
-    progress.start("planning", len(entries))
-    for mode, path in entries:
-        reason = _skip_reason(repo_dir, mode, path, include, excludes)
-        data = b""
-        if reason is None:
-            try:
-                # The size first: a tracked 1 GB file is never read into memory.
-                size = (repo_dir / path).stat().st_size
-                if size > config.max_file_bytes:
-                    reason = f"over the size limit ({size:,} bytes > {config.max_file_bytes:,})"
+    with RepoView(repo_dir, "HEAD") as view:
+        entries = tracked_files(view)
+        files: list[str] = []
+        skipped: list[Skipped] = []
+        chunks: list[Chunk] = []
+        progress.start("planning", len(entries))
+        for path, entry in entries:
+            reason = _skip_reason(entry.mode, path, include, excludes)
+            data = b""
+            if reason is None:
+                # The size first, from the listing: a tracked 1 GB file is never read.
+                if entry.size is not None and entry.size > config.max_file_bytes:
+                    reason = f"over the size limit ({entry.size:,} bytes > {config.max_file_bytes:,})"
                 else:
-                    data = (repo_dir / path).read_bytes()
-            except FileNotFoundError:
-                reason = "missing from the working tree"
-            except OSError as exc:
-                reason = f"unreadable: {exc.strerror or exc}"
+                    blob = view.read_entry(entry, config.max_file_bytes + 1)
+                    data = blob.data
+                    reason = _content_reason(data, config.max_file_bytes)
+            if reason is not None:
+                skipped.append(Skipped(_printable(path), reason))
             else:
-                reason = reason or _content_reason(data, config.max_file_bytes)
-        if reason is not None:
-            skipped.append(Skipped(_printable(path), reason))
-        else:
-            files.append(path)
-            chunks.extend(chunks_of(path, data, context, budget))
-        progress.advance()
-    progress.stop()
-    return _plan(repo_dir, config, context, files, skipped, chunks, known, canary, max_batch_requests,
+                files.append(path)
+                chunks.extend(chunks_of(path, data, context, budget, blob=entry.oid))
+            progress.advance()
+        progress.stop()
+    return _plan(repo_dir, view.commit, config, context, files, skipped, chunks, known, canary, max_batch_requests,
                  max_batch_bytes, failed or {}, splits or {}, retry_failed)
 
 
@@ -415,7 +407,7 @@ def _printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _skip_reason(repo_dir: Path, mode: str, path: str, include: Sequence[str], excludes: Sequence[str]) -> str | None:
+def _skip_reason(mode: str, path: str, include: Sequence[str], excludes: Sequence[str]) -> str | None:
     if _printable(path) != path:
         return "its name is not valid UTF-8 (it cannot be named in a request or a report)"
     if path.startswith(OWN_DIR + "/"):
@@ -439,12 +431,12 @@ def _expand(chunk: Chunk, splits: Mapping[str, Sequence[tuple[int, int, str]]], 
     for start, end, key in parts:
         # The text is not read here: the tokens are the whole's, pro rata.
         tokens = max(1, math.ceil(chunk.tokens * (end - start + 1) / lines))
-        out += _expand(Chunk(chunk.path, start, end, chunk.total, chunk.part, chunk.parts, key, tokens),
-                       splits, depth + 1)
+        out += _expand(Chunk(chunk.path, start, end, chunk.total, chunk.part, chunk.parts, key, tokens,
+                             chunk.blob), splits, depth + 1)
     return out
 
 
-def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], skipped: list[Skipped],
+def _plan(repo_dir: Path, commit: str, config: Config, context: Context, files: list[str], skipped: list[Skipped],
           chunks: list[Chunk], known: set[str], canary: int, max_batch_requests: int,
           max_batch_bytes: int = DEFAULT_BATCH_BYTES, failed: Mapping[str, Failure] | None = None,
           splits: Mapping[str, Sequence[tuple[int, int, str]]] | None = None, retry_failed: bool = False) -> Plan:
@@ -479,7 +471,7 @@ def _plan(repo_dir: Path, config: Config, context: Context, files: list[str], sk
     notes = []
     if estimate.cost_usd is None:
         notes.append(pricing.unknown_price_note(context.model))
-    return Plan(repo_dir, head_commit(repo_dir), context.model, context.prompt_version, tuple(files),
+    return Plan(repo_dir, commit, context.model, context.prompt_version, tuple(files),
                 tuple(skipped), tuple(chunks), tuple(requests), carried, deduplicated,
                 tree.hexdigest()[:32], estimate, tuple(notes), context, tuple(left_out),
                 sum(1 for r in requests if r.chunk.key in failed))
@@ -520,26 +512,35 @@ def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], 
 
 
 class ChunkReader:
-    """Reads parts back from the working tree, each file once however many parts it has."""
+    """Reads parts back from the git objects they were planned from, each file once however many parts it has."""
 
     def __init__(self, repo_dir: Path, context: Context) -> None:
         self.repo_dir, self.context = repo_dir, context
+        self._view: RepoView | None = None
         self._path: str | None = None
         self._lines: list[bytes] = []
 
     def __call__(self, chunk: Chunk) -> str:
-        """The text of `chunk`, checked against its key; UsageError when the file changed since it was planned."""
+        """The text of `chunk`, checked against its key; UsageError when it is not what was planned."""
         if chunk.path != self._path:
-            try:
-                data = (self.repo_dir / chunk.path).read_bytes()
-            except OSError as exc:
-                raise UsageError(f"{chunk.path}: cannot read it again: {exc.strerror or exc}") from None
-            self._path, self._lines = chunk.path, split_lines(data)
+            if self._view is None:
+                self._view = RepoView(self.repo_dir, "HEAD")
+            # NOTE: by object id, not by path at HEAD: what is sent is what was
+            # planned, even if HEAD moved since.
+            entry = (Entry(chunk.path, "100644", chunk.blob) if chunk.blob
+                     else self._view.lookup(self._view.prefix + chunk.path))
+            # No part is larger than a batch may be.
+            blob = self._view.read_entry(entry, max_bytes=MAX_BATCH_BYTES)
+            self._path, self._lines = chunk.path, split_lines(blob.data)
         text = b"\n".join(self._lines[chunk.start - 1:chunk.end])
         if (chunk_key(self.context.digest, chunk.start, text) != chunk.key
                 and chunk_key(self.context.digest, chunk.start, as_sent(text)) != chunk.key):
             raise UsageError(f"{chunk.path} changed while the audit was being planned; run it again")
         return text.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.close()
 
 
 def halves(text: str, start: int, tokens: int) -> list[tuple[int, str]]:
