@@ -1,16 +1,19 @@
 """Command line: parse flags, call the library, print the chosen format, exit.
 
-Exit codes (also in the README):
-  0  done
-  1  a finding at or above --fail-on
+Exit codes (also in the README and reviewer/errors.py):
+  0  done (also a review cut by --timeout that produced something: marked incomplete)
+  1  a finding at or above --fail-on; the estimate is above --max-cost
   2  usage or configuration error
-  3  the model or API failed and no result could be produced (or an internal error)
+  3  the model or API failed and no result could be produced, or --timeout passed
+     before anything was produced (or an internal error)
+  130, 143  SIGINT, SIGTERM: what was done is written, marked incomplete
 Only this module prints errors or decides exit codes.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from dataclasses import replace
@@ -22,7 +25,7 @@ import click
 from . import __version__, config as config_mod, diff as diff_mod, engine, progress as progress_mod, schemas
 from . import pull_request, source as source_mod
 from .client import require_credentials
-from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError
+from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError, exit_for_signal
 from .findings import at_or_above
 from .redact import redact, redact_document
 from .models import Diff, Plan, ReviewResult, Skipped
@@ -33,9 +36,25 @@ from .audit import cli as audit_cli
 FORMATS = ("text", "json", "markdown", "sarif")
 
 
+# A review stopped by one of these writes what it has done, then exits 128 + the signal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _progress() -> Progress:
-    # A review off a terminal prints only its result: no progress lines in CI logs.
-    return progress_mod.for_stderr("reviewer", quiet_off_terminal=True)
+    # Off a terminal (CI logs), plain lines and a heartbeat: a long review must not look hung.
+    return progress_mod.for_stderr("reviewer")
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (`config.finite_number`): every
+    comparison with NaN is false, so `--max-cost nan` would switch the gate off."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            config_mod.finite_number(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,9 +91,15 @@ def _load_config(config_path: str | None, repo_dir: Path, **overrides: Any) -> c
 @click.option("--fail-on", type=click.Choice(["critical", "warning", "info", "never"]),
               help="Exit 1 when a finding is at or above this severity [default: never].")
 @click.option("--config", "config_path", metavar="PATH", help="Configuration file (default: .reviewer.toml or [tool.reviewer] in pyproject.toml).")
+@click.option("--timeout", type=FiniteFloatRange(0, min_open=True), metavar="SECONDS",
+              help="Deadline of the whole review; then what is done is reported, marked incomplete [default: 600].")
+@click.option("--max-cost", type=FiniteFloatRange(0), metavar="USD",
+              help="Send nothing (exit 1) when the estimated cost is above this; with --post, say so on the pull request.")
+@click.option("--force", is_flag=True, help="With --pr: review the head again even when a run already reviewed it.")
 def review(diff_path: str | None, base: str | None, head: str, pr_number: int | None, repo_name: str | None,
            post: bool, repo_dir: Path, fmt: str, output: Path | None, model: str | None,
-           max_concurrency: int | None, dry_run: bool, fail_on: str | None, config_path: str | None) -> int:
+           max_concurrency: int | None, dry_run: bool, fail_on: str | None, config_path: str | None,
+           timeout: float | None, max_cost: float | None, force: bool) -> int:
     """Review a diff with three passes: per file, cross-file, aggregate."""
     chosen = [name for name, value in (("--diff", diff_path), ("--base", base), ("--pr", pr_number)) if value]
     if len(chosen) > 1:
@@ -84,19 +109,39 @@ def review(diff_path: str | None, base: str | None, head: str, pr_number: int | 
         raise UsageError("nothing to review: give --diff PATH (or - for stdin), --base REF for a git repository, or --pr N")
     if post and not (pr_number or from_event):
         raise UsageError("--post needs a pull request: --pr N, or a pull_request event in GitHub Actions")
-    cfg = _load_config(config_path, repo_dir, model=model, max_concurrency=max_concurrency, fail_on=fail_on)
+    if force and not (pr_number or from_event):
+        raise UsageError("--force needs a pull request (--pr N): it reviews a head that was already reviewed")
+    cfg = _load_config(config_path, repo_dir, model=model, max_concurrency=max_concurrency, fail_on=fail_on,
+                       timeout=timeout, max_cost=max_cost)
     if pr_number or from_event:
-        return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run)
+        return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run, force)
     src = source_mod.from_path(diff_path) if diff_path else source_mod.from_git(repo_dir, base or "", head)
     parsed = _parse(src, cfg)
-    if dry_run:
-        _emit_plan(engine.plan(parsed, cfg), fmt, output)
-        return EXIT_OK
+    plan = engine.plan(parsed, cfg) if dry_run or cfg.max_cost is not None else None
+    refusal = engine.over_budget(plan, cfg.max_cost) if plan is not None else None
+    if dry_run or refusal:
+        assert plan is not None
+        _emit_plan(plan, fmt, output)
+        return _refused(refusal) if refusal else EXIT_OK
     if parsed.files:
         require_credentials()
-    result = engine.review(parsed, cfg, progress=_progress())
+    result = engine.review(parsed, cfg, progress=_progress(), stop_signals=STOP_SIGNALS)
     _emit_result(result, fmt, output)
-    return EXIT_FINDINGS if at_or_above(result.findings, cfg.fail_on) else EXIT_OK
+    return _exit_code(result, result.findings, cfg)
+
+
+def _refused(reason: str) -> int:
+    click.echo(f"reviewer: refused: {reason}; nothing was sent", err=True)
+    return EXIT_FINDINGS
+
+
+def _exit_code(result: ReviewResult, findings: Any, cfg: config_mod.Config) -> int:
+    """0/1 by --fail-on; 128 + the signal when one stopped the review (its output is written)."""
+    if result.incomplete is not None:
+        click.echo(f"reviewer: incomplete: {result.incomplete.message}", err=True)
+        if result.incomplete.signal is not None:
+            return exit_for_signal(result.incomplete.signal)
+    return EXIT_FINDINGS if at_or_above(list(findings), cfg.fail_on) else EXIT_OK
 
 
 def _parse(src: source_mod.Source, cfg: config_mod.Config) -> Diff:
@@ -132,7 +177,7 @@ def _emit_result(result: ReviewResult, fmt: str, output: Path | None) -> None:
 
 
 def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: str | None, post: bool,
-                         from_event: bool, fmt: str, output: Path | None, dry_run: bool) -> int:
+                         from_event: bool, fmt: str, output: Path | None, dry_run: bool, force: bool) -> int:
     if from_event:
         repo_name, number = source_mod.pull_request_from_event(repository=repo_name)
     if repo_name and repo_name.count("/") != 1:
@@ -142,13 +187,17 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
         raise UsageError("--pr needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
     assert number is not None
     done = pull_request.run(cfg, repo_name, number, post=post, dry_run=dry_run, skip_drafts=from_event,
-                            progress=_progress(), require_credentials=require_credentials)
+                            progress=_progress(), require_credentials=require_credentials, force=force,
+                            stop_signals=STOP_SIGNALS)
     if done.skipped:
         click.echo(actions.notice(done.skipped) if "draft" in done.skipped else f"reviewer: {done.skipped}", err=True)
         return EXIT_OK
     if done.plan is not None:
         _emit_plan(done.plan, fmt, output)
-        return EXIT_OK
+        refusal = done.refused or engine.over_budget(done.plan, cfg.max_cost)
+        if done.refusal_posted:
+            click.echo("reviewer: posted a note on the pull request instead of the review", err=True)
+        return _refused(refusal) if refusal else EXIT_OK
     assert done.result is not None and done.outcome is not None
     if done.posting is not None:
         p = done.posting
@@ -161,7 +210,7 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
         )
     _emit_result(done.result, fmt, output)
     still = [p.finding for p in done.outcome.still_open]
-    return EXIT_FINDINGS if at_or_above(list(done.result.findings) + still, cfg.fail_on) else EXIT_OK
+    return _exit_code(done.result, list(done.result.findings) + still, cfg)
 
 
 @cli.command()

@@ -8,6 +8,12 @@ A call can be the review's cache lead (`ask(..., began=event)`): its first
 attempt is streamed, and `event` is set when its `message_start` arrives, the
 moment the prompt-cache entries it writes become readable (anthropic.md §3a),
 so the engine can hold the other calls until then.
+
+A call never outlives its run: each attempt gets at most `request_timeout` or
+the time left before the run's deadline, whichever is less (the SDK's
+`timeout=`), and `stop()` (the deadline, or a signal) cancels every call in
+flight or waiting for a slot: they end as `Stopped`, and a call cancelled
+after it was sent is recorded as a failed call (the API may have billed it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ except ImportError:  # pragma: no cover - older SDKs
 
 from . import pricing, prompts, schemas
 from .config import Config
+from .deadline import Deadline
 from .errors import ServiceError, UsageError
 from .models import Call, PassName, Usage
 
@@ -36,6 +43,10 @@ KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 class CallFailed(Exception):
     """This call produced no valid answer; the caller records it and goes on."""
+
+
+class Stopped(CallFailed):
+    """The run was stopped (its deadline passed, or a signal came) before this call answered."""
 
 
 class _StreamBroke(Exception):
@@ -119,8 +130,13 @@ class ModelClient:
     """Makes the calls of one review; collects every billed call in `calls`."""
 
     config: Config
+    deadline: Deadline = field(default_factory=lambda: Deadline(None))
+    on_in_flight: Callable[[int], None] | None = None
+    """Told how many requests are in flight whenever that changes (progress lines)."""
     calls: list[Call] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    """Why the run was stopped (`stop()`), None while it goes on."""
 
     def __post_init__(self) -> None:
         self._sdk = anthropic.AsyncAnthropic(
@@ -128,9 +144,22 @@ class ModelClient:
         )
         self._slots = asyncio.Semaphore(self.config.max_concurrency)
         self._priced_models: set[str] = set()
+        self._halt = asyncio.Event()
+        self._in_flight = 0
 
     async def close(self) -> None:
         await self._sdk.close()
+
+    def stop(self, why: str) -> None:
+        """Cancel every call in flight or waiting, and refuse new ones: they raise Stopped(`why`)."""
+        if self.stopped is None:
+            self.stopped = why
+        self._halt.set()
+
+    def _flight(self, delta: int) -> None:
+        self._in_flight += delta
+        if self.on_in_flight is not None:
+            self.on_in_flight(self._in_flight)
 
     def _record(self, pass_name: PassName, subject: str, model: str, usage: Usage,
                 ok: bool, repair: bool, seconds: float) -> None:
@@ -141,11 +170,34 @@ class ModelClient:
         self.calls.append(Call(pass_name, subject, model, usage, cost, ok, repair, seconds))
 
     async def _call(self, pass_name: PassName, subject: str, model: str, repair: bool,
-                    send: Callable[[], Awaitable[anthropic.types.Message]]) -> anthropic.types.Message:
+                    send: Callable[[float], Awaitable[anthropic.types.Message]]) -> anthropic.types.Message:
+        """One request (with the SDK's retries), ended early by `stop()`."""
+        if self.stopped is not None:
+            raise Stopped(self.stopped)
+        work = asyncio.ensure_future(self._attempt(pass_name, subject, model, repair, send))
+        halt = asyncio.ensure_future(self._halt.wait())
+        try:
+            await asyncio.wait({work, halt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            halt.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        if work.cancelled():
+            raise Stopped(self.stopped or "stopped")
+        return work.result()
+
+    async def _attempt(self, pass_name: PassName, subject: str, model: str, repair: bool,
+                       send: Callable[[float], Awaitable[anthropic.types.Message]]) -> anthropic.types.Message:
         async with self._slots:
             started = time.monotonic()
+            self._flight(+1)
             try:
-                message = await send()
+                message = await send(self.deadline.timeout(self.config.request_timeout))
+            except asyncio.CancelledError:
+                # Sent and never answered: the API may bill it, so it is listed, as failed.
+                self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
+                raise
             except FATAL as exc:
                 raise refused(exc) from exc
             except anthropic.APIStatusError as exc:
@@ -158,13 +210,15 @@ class ModelClient:
             except _StreamBroke:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
                 raise
+            finally:
+                self._flight(-1)
         self._record(pass_name, subject, model, usage_of(message), True, repair, time.monotonic() - started)
         return message
 
     async def _create(self, pass_name: PassName, subject: str, model: str, repair: bool,
                       **params: Any) -> anthropic.types.Message:
         return await self._call(pass_name, subject, model, repair,
-                                lambda: self._sdk.messages.create(model=model, **params))
+                                lambda timeout: self._sdk.messages.create(model=model, timeout=timeout, **params))
 
     async def _stream(self, pass_name: PassName, subject: str, model: str, began: asyncio.Event,
                       **params: Any) -> anthropic.types.Message:
@@ -173,8 +227,8 @@ class ModelClient:
         Not at the HTTP headers: the docs promise the cache entry once "the response
         begins", and whether the headers already count is not documented.
         """
-        async def send() -> anthropic.types.Message:
-            async with self._sdk.messages.stream(model=model, **params) as stream:
+        async def send(timeout: float) -> anthropic.types.Message:
+            async with self._sdk.messages.stream(model=model, timeout=timeout, **params) as stream:
                 try:
                     while (await stream.__anext__()).type != "message_start":
                         pass

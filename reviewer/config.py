@@ -66,7 +66,14 @@ class Config:
     cache_min_tokens: int = 1_024
     prewarm: bool = True
     max_retries: int = 4
-    request_timeout: float = 300.0
+    request_timeout: float = 180.0
+    """Seconds one attempt of one call may take: a full answer (max_output_tokens) at a slow
+    50 tokens/s is under 3 minutes; never more than the time left before `timeout`."""
+    timeout: float | None = 600.0
+    """`review`'s whole-run deadline in seconds: then the calls in flight are cancelled and what
+    is done is reported, marked incomplete. 10 minutes fits a pull-request job (issue 11)."""
+    max_cost: float | None = None
+    """`review` refuses to send anything when its estimate (`--dry-run`) is above this many USD."""
     fail_on: str = "never"
     max_inline_comments: int = 30
     bot_login: str = "github-actions[bot]"

@@ -17,22 +17,32 @@ would then miss ("changing output_config.format invalidates any prompt
 cache", §2). The cross-file call uses the same schema and reads the prefix
 too; the aggregate call uses another schema, which the cache cannot share, so
 it is sent without a breakpoint instead of paying a write nobody reads.
+
+A review always ends: at `config.timeout` seconds (the whole-run deadline), or
+at one of `stop_signals`, every call in flight is cancelled and what is done
+is kept: per-file answers already received become findings, files without an
+answer are failed with the reason, passes not run are said, and the result
+carries `incomplete` (issue 11).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from . import findings as findings_mod
 from . import pricing, schemas
-from .client import CallFailed, ModelClient, Prefix
+from .client import CallFailed, ModelClient, Prefix, Stopped
 from .config import Config
+from .deadline import Deadline
 from .errors import ServiceError
-from .models import Diff, Failed, Finding, Plan, PlannedCall, PriorFinding, Rejected, ReviewResult, Tally, Usage
+from .models import (Diff, Failed, Finding, Incomplete, Plan, PlannedCall, PriorFinding, Rejected, ReviewResult,
+                     Tally, Usage)
 from .passes import aggregate, cross_file, per_file
 from .progress import Progress
 from .redact import redact
@@ -129,8 +139,23 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
                 None if cost is None else round(cost, 6), tuple(notes))
 
 
+def over_budget(plan: Plan, max_cost: float | None) -> str | None:
+    """Why `plan` may not be sent under `max_cost` USD (`--max-cost`, `max_cost`), or None.
+
+    The same rule as the audit's gate: an estimate above the ceiling, or one
+    that cannot be made (a model without a known price), is refused.
+    """
+    if max_cost is None or not plan.calls:
+        return None
+    if plan.cost_usd is None:
+        return f"the cost cannot be estimated (unknown price), so --max-cost ${max_cost:.4f} cannot be checked"
+    if plan.cost_usd > max_cost:
+        return f"estimated cost ${plan.cost_usd:.4f} is above --max-cost ${max_cost:.4f}"
+    return None
+
+
 def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozenset[str] | None = None,
-           progress: Progress | None = None) -> ReviewResult:
+           progress: Progress | None = None, stop_signals: Sequence[int] = ()) -> ReviewResult:
     """Run the three passes over `diff`.
 
     `only` limits the per-file pass to those paths (a re-review reads only files
@@ -141,23 +166,54 @@ def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozense
     cross-file or aggregate call is noted and its pass skipped. Raises
     ServiceError when a failure would hit every call (bad key, unknown model) or
     when no call at all produced a result.
+
+    At `config.timeout` seconds, or when one of `stop_signals` arrives (the
+    handlers are installed for the run, in the main thread only, and the
+    previous ones restored), the calls in flight are cancelled and the result
+    holds what was done, with `incomplete` set. Raises ServiceError when the
+    deadline passed before anything was produced; a signal never raises.
     """
-    return asyncio.run(_review(diff, config, prior, only, progress or Progress()))
+    return asyncio.run(_review(diff, config, prior, only, progress or Progress(), tuple(stop_signals)))
 
 
 async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None,
-                  progress: Progress) -> ReviewResult:
+                  progress: Progress, stop_signals: tuple[int, ...]) -> ReviewResult:
     s = _setup(diff, config, prior, only)
     if not s.tasks and (only is None or not diff.files):
         return ReviewResult((), (), diff.skipped, (), (), tuple(s.notes))
-    client = ModelClient(config)
+    deadline = Deadline(config.timeout)
+    client = ModelClient(config, deadline, on_in_flight=progress.in_flight)
+    loop = asyncio.get_running_loop()
+    timer = None if deadline.seconds is None else loop.call_later(deadline.seconds, client.stop, "deadline")
+    previous: dict[int, Any] = {}
+    if stop_signals and threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: Any) -> None:
+            loop.call_soon_threadsafe(client.stop, signal.Signals(signum).name)
+        for sig in stop_signals:
+            previous[sig] = signal.signal(sig, on_signal)
     try:
-        return await _run(diff, config, prior, progress, s, client)
+        return await _run(diff, config, prior, progress, s, client, deadline)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if timer is not None:
+            timer.cancel()
+        progress.stop()
         await client.close()
 
 
-async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: _Setup, client: ModelClient) -> ReviewResult:
+def _incomplete(client: ModelClient, deadline: Deadline, reviewed: int, total: int, not_run: list[str]) -> Incomplete:
+    why = client.stopped or "stopped"
+    if why == "deadline":
+        head, signum = f"deadline reached after {deadline.elapsed():.0f} s", None
+    else:
+        head, signum = f"interrupted by {why} after {deadline.elapsed():.0f} s", int(getattr(signal.Signals, why, 0)) or None
+    tail = f"; {' and '.join(not_run)} not run" if not_run else ""
+    return Incomplete(f"{head}: {reviewed} of {total} files reviewed{tail}", signum)
+
+
+async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: _Setup, client: ModelClient,
+               deadline: Deadline) -> ReviewResult:
     answer_schema = schemas.findings_answer_schema()
     notes = list(s.notes)
     progress.start("per-file review", len(s.tasks))
@@ -182,36 +238,59 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
     found: list[Finding] = []
     failed: dict[str, str] = {}
     ledger = _Ledger()
+    cut = False
     for task, outcome in zip(s.tasks, outcomes):
+        if isinstance(outcome, Stopped):
+            cut = True
+            what = "the deadline was reached" if str(outcome) == "deadline" else f"interrupted by {outcome}"
+            failed.setdefault(task.file.path, f"not reviewed: {what} before its answer")
+            continue
         if isinstance(outcome, CallFailed):
             where = "" if task.parts == 1 else f"part {task.part}/{task.parts}: "
             failed.setdefault(task.file.path, where + str(outcome))
             continue
         found.extend(ledger.take(outcome["findings"], diff, "per_file", config.max_findings_per_file, task.subject))
+    all_files = list(dict.fromkeys(t.file.path for t in s.tasks))
+    not_run: list[str] = []
 
-    cross_user, cross_note = cross_file.user_message(diff, found, config, prior.findings)
-    if cross_note:
-        notes.append(cross_note)
-    cross_ok = True
-    try:
-        answer = await client.ask(
-            pass_name="cross_file", subject="cross_file", model=config.model_for("cross_file"),
-            prefix=s.prefix, user=cross_user, schema=answer_schema,
-        )
-        found.extend(ledger.take(answer["findings"], diff, "cross_file", config.max_findings_per_file, "cross-file pass"))
-    except CallFailed as exc:
-        cross_ok = False
-        notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
+    cross_ok = False
+    if client.stopped is None:
+        cross_user, cross_note = cross_file.user_message(diff, found, config, prior.findings)
+        if cross_note:
+            notes.append(cross_note)
+        progress.start("cross-file pass", 1)
+        try:
+            answer = await client.ask(
+                pass_name="cross_file", subject="cross_file", model=config.model_for("cross_file"),
+                prefix=s.prefix, user=cross_user, schema=answer_schema,
+            )
+            found.extend(ledger.take(answer["findings"], diff, "cross_file", config.max_findings_per_file, "cross-file pass"))
+            cross_ok = True
+        except Stopped:
+            cut = True
+        except CallFailed as exc:
+            notes.append(f"cross-file pass failed, its scope was not reviewed: {exc}")
+        progress.advance()
+        progress.stop()
+    if not cross_ok and client.stopped is not None:
+        not_run.append("cross-file")
 
-    if s.tasks and len(failed) == len({t.file.path for t in s.tasks}) and not cross_ok:
-        first = next(iter(failed.values()))
-        raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
+    if s.tasks and len(failed) == len(all_files) and not cross_ok:
+        if client.stopped == "deadline":
+            raise ServiceError(_incomplete(client, deadline, 0, len(all_files), not_run + ["aggregate"]).message
+                               + "; nothing was produced")
+        if client.stopped is None:
+            first = next(iter(failed.values()))
+            raise ServiceError(f"every model call failed, no review was produced (first error: {first})")
 
     found, flood, dropped = findings_mod.cap_counted(found, config.max_findings_per_review, "this review")
     ledger.over_limit.update(dropped)
     if flood:
         ledger.notes.append(flood)
-    if found:
+    if found and client.stopped is not None:
+        not_run.append("aggregate")
+    elif found:
+        progress.start("aggregate pass", 1)
         try:
             groups = await client.ask(
                 pass_name="aggregate", subject="aggregate", model=config.model_for("aggregate"),
@@ -222,8 +301,19 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
             found, group_notes = findings_mod.apply_groups(found, groups["groups"])
             ledger.merged += before - len(found)
             notes.extend(group_notes)
+        except Stopped:
+            cut = True
+            not_run.append("aggregate")
         except CallFailed as exc:
             notes.append(f"aggregate pass failed, findings are neither deduplicated nor re-rated: {exc}")
+        progress.advance()
+        progress.stop()
+    incomplete = None
+    if cut or not_run:
+        reviewed_n = sum(1 for p in all_files if p not in failed)
+        incomplete = _incomplete(client, deadline, reviewed_n, len(all_files), not_run)
+        if "aggregate" in not_run and found:
+            notes.append("aggregate pass not run: findings are neither deduplicated nor re-rated")
 
     tally = ledger.tally()
     notes.extend(ledger.notes)
@@ -236,6 +326,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         calls=tuple(client.calls),
         notes=tuple(redact(n) for n in notes),
         tally=tally,
+        incomplete=incomplete,
     )
 
 

@@ -5,16 +5,35 @@
     │   └── ConfigError         2  a configuration file names an unknown key or a wrong type
     └── ServiceError            3  the model or an API failed and no result could be produced
 
-Exit code 1 (a finding at or above --fail-on) is a result, not an error: the CLI
-computes it from the findings. Only `reviewer.cli` turns these into exit codes.
+Exit code 1 (a finding at or above --fail-on, or an estimate above --max-cost)
+is a result, not an error: the CLI computes it. Only `reviewer.cli` turns these
+into exit codes.
+
+Stopped runs (issue 11). A review cut by its `--timeout` deadline that produced
+something exits 0 or 1 as usual, every output marked incomplete; one that
+produced nothing raises ServiceError (3). A review stopped by SIGINT or SIGTERM
+writes what it has, marked incomplete, and exits 128 + the signal (130, 143),
+the shell's convention, so a CI runner sees the job was interrupted. An audit
+whose `--timeout` passed before its batches existed (planning, canary,
+submitting) saves its state and exits 3; one whose batches are still
+processing exits 0 (the next run collects them).
 """
 
 from __future__ import annotations
+
+import signal
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_SERVICE = 3
+EXIT_SIGINT = 128 + signal.SIGINT    # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+
+
+def exit_for_signal(signum: int) -> int:
+    """128 + the signal number: what a shell reports for a process the signal ended."""
+    return 128 + int(signum)
 
 
 class ReviewerError(Exception):

@@ -264,6 +264,16 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Incomplete:
+    """Why a review stopped before its end, and what it did not do."""
+
+    message: str
+    """"deadline reached after 600 s: 3 of 12 files reviewed; cross-file and aggregate not run"."""
+    signal: int | None = None
+    """The signal that stopped it (SIGINT, SIGTERM); None when the deadline did."""
+
+
+@dataclass(frozen=True)
 class ReviewResult:
     findings: tuple[Finding, ...]
     reviewed: tuple[str, ...]
@@ -272,6 +282,8 @@ class ReviewResult:
     calls: tuple[Call, ...]
     notes: tuple[str, ...] = field(default=())
     tally: Tally = field(default=Tally())
+    incomplete: Incomplete | None = None
+    """Set when the deadline or a signal stopped the review: what is here is what was done."""
 
     @property
     def usage(self) -> Usage:
@@ -297,6 +309,7 @@ class ReviewResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
+            **({"incomplete": self.incomplete.message} if self.incomplete else {}),
             "findings": [f.to_dict() for f in self.findings],
             "stats": {
                 "files_reviewed": list(self.reviewed),

@@ -19,7 +19,7 @@ Order of the flow (and of the requests it makes):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import diff as diff_mod
 from . import engine, source
@@ -41,6 +41,10 @@ class PullRequestRun:
     posting: github_pub.Posting | None = None
     skipped: str | None = None
     """Why nothing was reviewed (a draft, a head already reviewed)."""
+    refused: str | None = None
+    """Why nothing was sent though there was work (the estimate in `plan` is above `max_cost`)."""
+    refusal_posted: bool = False
+    """The refusal was said on the pull request (with `post`)."""
 
 
 def parse(src: source.Source, config: Config, extra_skips: tuple[Skipped, ...] = ()) -> Diff:
@@ -57,8 +61,15 @@ def parse(src: source.Source, config: Config, extra_skips: tuple[Skipped, ...] =
 
 def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_run: bool = False,
         skip_drafts: bool = False, progress: Progress | None = None,
-        require_credentials: Callable[[], None] | None = None) -> PullRequestRun:
+        require_credentials: Callable[[], None] | None = None, force: bool = False,
+        stop_signals: Sequence[int] = ()) -> PullRequestRun:
     """Review pull request `number` of `repo_name` (see the module docstring).
+
+    `force` reviews every file again even when this head was already reviewed
+    (a run that failed or was cut short). Over `config.max_cost` nothing is
+    sent: the result has `plan` and `refused`, and with `post` a short note
+    on the pull request says why. A review stopped by one of `stop_signals`
+    is returned unposted (the job is going away; the next run reviews again).
 
     Raises UsageError for a missing or invisible pull request and ServiceError
     when GitHub or the model fails with nothing to show.
@@ -71,7 +82,8 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
         src.close()
         return PullRequestRun(pr, skipped=f"{repo_name}#{number} is a draft: not reviewed")
     prior = github_pub.read_prior(gh, pr, config)
-    changed = github_pub.changed_since(gh, pr, prior.last_sha)
+    # --force: every file again, as for a first review; what was posted is still shown and matched.
+    changed = None if force else github_pub.changed_since(gh, pr, prior.last_sha)
     if changed is not None and src.read_head is not None:
         # Fetch only the files the per-file pass will read again.
         read_all = src.read_head
@@ -83,14 +95,24 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
     if dry_run:
         return PullRequestRun(pr, plan=engine.plan(parsed, config, earlier, changed))
     if changed is not None and not changed and prior.last_sha == pr.head_sha:
-        return PullRequestRun(pr, skipped=f"{repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; nothing to do")
+        return PullRequestRun(pr, skipped=f"{repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; "
+                                          "nothing to do (--force reviews it again)")
+    if config.max_cost is not None:
+        estimate = engine.plan(parsed, config, earlier, changed)
+        refusal = engine.over_budget(estimate, config.max_cost)
+        if refusal:
+            if post:
+                github_pub.post_refusal(gh, pr, config, refusal)
+            return PullRequestRun(pr, plan=estimate, refused=refusal, refusal_posted=post)
     if parsed.files and require_credentials is not None:
         require_credentials()
-    result = engine.review(parsed, config, prior=earlier, only=changed, progress=progress)
+    result = engine.review(parsed, config, prior=earlier, only=changed, progress=progress, stop_signals=stop_signals)
     result = replace(result, notes=result.notes + tuple(prior.notes))
     outcome = github_pub.decide(prior, result, parsed, changed, shown)
     posting = None
-    if post:
+    if post and result.incomplete is not None and result.incomplete.signal is not None:
+        result = replace(result, notes=result.notes + ("not posted: the review was interrupted",))
+    elif post:
         posting = github_pub.post(gh, pr, result, outcome, prior, config, parsed)
         if posting.left_out:
             result = replace(result, notes=result.notes + tuple(posting.left_out))

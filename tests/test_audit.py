@@ -374,10 +374,11 @@ def test_the_api_key_is_needed_to_send_but_not_to_plan_list_or_show_status(no_an
       "the job's `--timeout` ends while the batch is still processing",
       'the batch is left in the state; the next run collects it without submitting anything again')
 def test_a_timeout_leaves_the_batch_for_the_next_invocation_which_finishes_it(emu, tmp_path, capsys) -> None:
-    emu.batch_processing_seconds = 1.0
+    # The deadline counts from the command's start (planning and submitting too): 1 s leaves room for both.
+    emu.batch_processing_seconds = 2.5
     repo = make_repo(tmp_path / "repo", {f"m{i}.py": BUGGY for i in range(2)} | {"n.py": "x = 1\n"})
-    code, out, _ = audit(capsys, repo, "run", "--wait", "--timeout", "0.2", "--canary", "0")
-    assert code == 0 and "--timeout 0.2s reached" in out and "still processing" in out
+    code, out, _ = audit(capsys, repo, "run", "--wait", "--timeout", "1", "--canary", "0")
+    assert code == 0 and "--timeout 1s reached" in out and "still processing" in out
     assert not (repo / ".reviewer" / "audit" / "audit.json").exists()
     code, out, _ = audit(capsys, repo, "status")
     assert "run 1: active" in out and "in_progress" in out and "2 open" in out

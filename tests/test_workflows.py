@@ -86,7 +86,7 @@ def _run_action_script(tmp_path: Path, **inputs: str) -> tuple[int, list[str], s
     args_file.unlink(missing_ok=True)
     env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path), "ARGS_FILE": str(args_file),
            "REVIEWER_COMMAND": "review", "REVIEWER_MODEL": "", "REVIEWER_FAIL_ON": "never", "REVIEWER_CONFIG": "",
-           "REVIEWER_MAX_COST": "", "REVIEWER_TIMEOUT": "2700"} | inputs
+           "REVIEWER_MAX_COST": "", "REVIEWER_TIMEOUT": ""} | inputs
     done = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True)
     return done.returncode, args_file.read_text().splitlines() if args_file.exists() else [], done.stdout
 
@@ -96,9 +96,14 @@ def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
                                        REVIEWER_CONFIG="ci/review.toml")
     assert code == 0 and args == ["review", "--post", "--format", "markdown", "--output", f"{tmp_path}/reviewer-report.md",
                                   "--fail-on", "critical", "--model", "claude-opus-5-5", "--config", "ci/review.toml"]
+    code, args, _ = _run_action_script(tmp_path, REVIEWER_MAX_COST="2.5", REVIEWER_TIMEOUT="900")
+    assert code == 0 and args == ["review", "--post", "--format", "markdown", "--output", f"{tmp_path}/reviewer-report.md",
+                                  "--fail-on", "never", "--timeout", "900", "--max-cost", "2.5"]
     code, args, _ = _run_action_script(tmp_path, REVIEWER_COMMAND="audit", REVIEWER_MAX_COST="20",
                                        REVIEWER_TIMEOUT="600")
     assert code == 0 and args == ["audit", "run", "--wait", "--timeout", "600", "--max-cost", "20"]
+    code, args, _ = _run_action_script(tmp_path, REVIEWER_COMMAND="audit")
+    assert code == 0 and args == ["audit", "run", "--wait", "--timeout", "2700"]
     code, args, out = _run_action_script(tmp_path, REVIEWER_COMMAND="deploy")
     assert code == 2 and args == [] and out.startswith("::error title=reviewer::the command input must be")
     action = _load(ROOT / "action.yml")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done (or still processing: a later `run`/`collect` continues);
 1 over --max-cost, or the canary failed; 2 usage or configuration;
-3 an API failed, or the webhook could not be delivered (the reports are written).
+3 an API failed, the webhook could not be delivered (the reports are written),
+or --timeout passed before any batch existed (the state is saved; the next run continues).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _planning(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _waiting(fn: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed([
         click.option("--wait", is_flag=True, help="Poll until the run completes (or --timeout)."),
-        click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS", help="Stop waiting after this long; implies --wait."),
+        click.option("--timeout", type=FiniteFloatRange(0), metavar="SECONDS",
+                     help="Deadline of the whole command (canary, submitting, waiting, collecting); implies --wait."),
         click.option("--poll-seconds", type=click.FloatRange(0.01), default=10.0, show_default=True,
                      envvar="REVIEWER_AUDIT_POLL_SECONDS", help="First polling interval; it grows by half each idle poll up to 120 s."),
         click.option("--settle-seconds", type=click.FloatRange(0), default=15.0, show_default=True,
@@ -241,6 +243,10 @@ def _finish(outcome: runner.Outcome) -> int:
     if outcome.status == "canary_failed":
         click.echo(f"reviewer: stopped before any batch: {outcome.message}", err=True)
         return EXIT_FINDINGS
+    if outcome.status == "timeout":
+        # The deadline passed before any batch existed: nothing is processing for the next run to collect.
+        click.echo(f"reviewer: stopped: {outcome.message}", err=True)
+        return EXIT_SERVICE
     click.echo(outcome.message)
     for path in outcome.written:
         click.echo(f"report   {path}")

@@ -25,6 +25,11 @@ content key, so later runs leave the part out until the key changes; a
 transient one (errored, expired, a lost batch) is not, so the next run sends
 it again. An answer, or a transient failure, replaces what was remembered.
 A re-chunking is remembered too: later runs plan the parts, not the whole.
+
+Every call is bounded by the run's `Deadline` (`audit run --timeout`); at the
+deadline the results read so far are committed and DeadlineReached raised:
+the batch stays `ended` and the next run reads it again, skipping what is
+already final.
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ import anthropic
 from .. import findings as findings_mod
 from .. import pricing, schemas
 from ..client import FATAL, STREAM_ERRORS, check_answer, refused, usage_of
+from ..deadline import Deadline, DeadlineReached
 from ..errors import ServiceError
 from ..models import Finding
 from . import Progress, plan
 from .state import OPEN_BATCH, Request, Run, Store, now, pack
 
 COMMIT_EVERY = 500
+NO_DEADLINE = Deadline(None)
 STREAM_ATTEMPTS = 3
 MAX_NOTES_PER_REQUEST = 5
 _CONTEXT_LENGTH = re.compile(
@@ -172,12 +179,14 @@ def handle(store: Store, run: Run, req: Request, result: Any) -> None:
         requeue(store, run, req, f"unknown result type {kind!r}")
 
 
-def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -> int:
+def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
+         deadline: Deadline = NO_DEADLINE) -> int:
     """Refresh the open batches of `run` and collect every ended one; returns results handled."""
     handled = 0
     for b in store.batches(run.id, ("in_progress", "canceling")):
         try:
-            live = sdk.messages.batches.retrieve(b.api_id or "")
+            live = deadline.call(sdk, lambda c: c.messages.batches.retrieve(b.api_id or ""),
+                                 f"while polling batch {b.api_id}")
         except anthropic.NotFoundError:
             _lost(store, run, b.id, f"batch {b.api_id} is no longer known to the API")
             continue
@@ -191,12 +200,12 @@ def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -
                 store.set_batch(b.id, state=live.processing_status, counts_json=json.dumps(counts),
                                 ended_at=str(live.ended_at) if live.ended_at else None)
     for b in store.batches(run.id, ("ended",)):
-        handled += collect_batch(store, run, sdk, b.id, progress)
+        handled += collect_batch(store, run, sdk, b.id, progress, deadline=deadline)
     return handled
 
 
 def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: int, progress: Progress,
-                  attempts: int = STREAM_ATTEMPTS) -> int:
+                  attempts: int = STREAM_ATTEMPTS, deadline: Deadline = NO_DEADLINE) -> int:
     """Stream the results of an ended batch into the state; returns how many were new.
 
     A stream cut off mid-way keeps what it delivered (each result is its own
@@ -207,7 +216,7 @@ def collect_batch(store: Store, run: Run, sdk: anthropic.Anthropic, batch_id: in
     handled = 0
     for attempt in range(1, attempts + 1):
         try:
-            handled += _read_results(store, store.run(run.id), sdk, b, progress)
+            handled += _read_results(store, store.run(run.id), sdk, b, progress, deadline)
             break
         except _StreamCut as cut:
             if attempt == attempts:
@@ -222,11 +231,16 @@ class _StreamCut(Exception):
     """The results stream broke after it started: what arrived is committed."""
 
 
-def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, progress: Progress) -> int:
+def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, progress: Progress,
+                  deadline: Deadline = NO_DEADLINE) -> int:
     progress.start(f"collecting {b.api_id}", b.request_count)
     handled = foreign = 0
+    what = f"while reading the results of batch {b.api_id} (what arrived is kept)"
     try:
-        stream = sdk.messages.batches.results(b.api_id or "")
+        stream = deadline.call(sdk, lambda c: c.messages.batches.results(b.api_id or ""), what)
+    except DeadlineReached:
+        progress.stop()
+        raise
     except anthropic.NotFoundError:
         progress.stop()
         _lost(store, run, b.id, f"the results of batch {b.api_id} are no longer available")
@@ -257,8 +271,13 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
                     store.db.execute("COMMIT")
                     store.db.execute("BEGIN IMMEDIATE")
                     pending = 0
+                if deadline.expired():
+                    store.db.execute("COMMIT")
+                    raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}")
         except (*STREAM_ERRORS, json.JSONDecodeError) as exc:
             store.db.execute("COMMIT")
+            if deadline.expired():
+                raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}") from exc
             raise _StreamCut(str(exc) or type(exc).__name__) from exc
         for req in store.unanswered_in_batch(b.id):
             requeue(store, run, req, f"no result for it in batch {b.api_id}")

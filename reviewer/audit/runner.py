@@ -6,6 +6,13 @@ unless that run already covered exactly this tree, a new run is recorded,
 cost-gated, canaried, submitted and, with `wait`, collected until it completes
 or the timeout. Each step is resumable: whatever kills the process, the next
 `run` or `collect` continues from the state.
+
+`--timeout` is one deadline for the whole command, from its start: finishing
+an unfinished run, planning, the canary, submitting, polling and reading
+results all stop by then (issue 11: the canary ignored it). Reached while
+batches are processing, the outcome is `pending` (the next run collects them);
+reached before any batch existed, it is `timeout`: the state keeps every answer
+received and the next run continues from there.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, Callable
 
 from ..client import require_credentials
 from ..config import Config
+from ..deadline import Deadline, DeadlineReached
 from ..errors import UsageError
 from ..pricing import usd
 from . import Progress, collect, plan as plan_mod, report as report_mod, submit
@@ -54,7 +62,7 @@ class Outcome:
     """How a command ended; `cli` turns `status` into the exit code."""
 
     status: str
-    """completed | canceled | pending | refused | canary_failed"""
+    """completed | canceled | pending | refused | canary_failed | timeout (the deadline passed before any batch)"""
     message: str
     run: Run | None = None
     report: report_mod.AuditReport | None = None
@@ -95,24 +103,32 @@ def over_budget(estimate: plan_mod.Estimate, max_cost: float | None) -> str | No
     return None
 
 
+def _deadline(s: Settings) -> Deadline:
+    return Deadline(s.timeout if s.wait else None)
+
+
 def run(s: Settings, progress: Progress) -> Outcome:
+    deadline = _deadline(s)
     with Store(s.state_path, lock=True) as store:
         try:
-            return _run(store, s, progress)
+            return _run(store, s, progress, deadline)
         finally:
             store.checkpoint()
 
 
-def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
+def _run(store: Store, s: Settings, progress: Progress, deadline: Deadline) -> Outcome:
     finished: Outcome | None = None
     active = store.active_run()
     if active is not None:
         progress.log(f"run {active.id} (started {active.created_at}) is unfinished: finishing it first")
         require_credentials()
-        finished = _drive(store, active, s, progress)
-        if finished.status in ("pending", "canary_failed"):
+        finished = _drive(store, active, s, progress, deadline)
+        if finished.status in ("pending", "canary_failed", "timeout"):
             return finished
     p = _build_plan(s, store, progress)
+    if deadline.expired() and p.requests:
+        return Outcome("timeout", f"--timeout {s.timeout:g}s reached while planning; nothing was sent or recorded",
+                       estimate=p.estimate)
     if (finished is not None and finished.run is not None and finished.run.status == "completed"
             and finished.run.tree_key == p.tree_key and not p.retried):
         return finished  # the run just finished audited this very tree
@@ -126,7 +142,7 @@ def _run(store: Store, s: Settings, progress: Progress) -> Outcome:
     progress.log(f"run {new.id}: {len(p.files)} file(s), {len(p.chunks)} part(s), {len(p.requests)} request(s) "
                  f"to send, {p.carried} carried over, {p.deduplicated} duplicate(s), {len(p.left_out)} left out "
                  f"(failed before, unchanged); estimated {usd(p.estimate.cost_usd)}")
-    return _drive(store, new, s, progress, estimate=p.estimate)
+    return _drive(store, new, s, progress, deadline, estimate=p.estimate)
 
 
 def _record(store: Store, p: plan_mod.Plan, s: Settings, status: str = "active", reason: str | None = None) -> Run:
@@ -163,48 +179,70 @@ def _record(store: Store, p: plan_mod.Plan, s: Settings, status: str = "active",
     return store.run(store.insert_run(fields, files, chunks, requests()))
 
 
-def _drive(store: Store, run: Run, s: Settings, progress: Progress, estimate: plan_mod.Estimate | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def _drive(store: Store, run: Run, s: Settings, progress: Progress, deadline: Deadline | None = None,
+           estimate: plan_mod.Estimate | None = None, sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Canary (unless passed), then submit and collect until `run` completes, or once
-    without `wait`, or until the timeout."""
+    without `wait`, or until the deadline."""
+    deadline = deadline or _deadline(s)
     sdk = submit.client(s.config)
-    if run.status == "active" and not run.canary_passed:
-        # Also after a crash in the middle of the canary: no batch before it has passed.
-        reason = submit.canary(store, run, sdk, progress)
-        if reason is not None:
-            return Outcome("canary_failed", reason, store.run(run.id), estimate=estimate)
-    deadline = time.monotonic() + s.timeout if s.wait and s.timeout is not None else None
-    delay = s.poll_seconds
-    while True:
+    try:
+        if run.status == "active" and not run.canary_passed:
+            # Also after a crash in the middle of the canary: no batch before it has passed.
+            reason = submit.canary(store, run, sdk, progress, deadline)
+            if reason is not None:
+                return Outcome("canary_failed", reason, store.run(run.id), estimate=estimate)
+        delay = s.poll_seconds
+        while True:
+            run = store.run(run.id)
+            moved = _step(store, run, sdk, s, progress, deadline)
+            run = store.run(run.id)
+            if collect.complete(store, run):
+                return _finish(store, run, s, progress)
+            if not s.wait:
+                return _pending(store, run, "not waiting (--wait not given)")
+            delay = s.poll_seconds if moved else min(delay * 1.5, max(s.max_poll_seconds, s.poll_seconds))
+            left = deadline.left()
+            if left is not None and delay > left:
+                return _pending(store, run, f"--timeout {s.timeout:g}s reached")
+            _waiting(store, run, progress)
+            sleep(delay)
+    except DeadlineReached as exc:
         run = store.run(run.id)
-        moved = _step(store, run, sdk, s, progress)
-        run = store.run(run.id)
-        if collect.complete(store, run):
-            return _finish(store, run, s, progress)
-        if not s.wait:
-            return _pending(store, run, "not waiting (--wait not given)")
-        delay = s.poll_seconds if moved else min(delay * 1.5, max(s.max_poll_seconds, s.poll_seconds))
-        if deadline is not None and time.monotonic() + delay > deadline:
-            return _pending(store, run, f"--timeout {s.timeout:g}s reached")
-        sleep(delay)
+        if store.batches(run.id, ("in_progress", "canceling", "ended", "creating")):
+            return _pending(store, run, str(exc))
+        counts = store.state_counts(run.id)
+        done = sum(n for k, n in counts.items() if k not in ("planned", "submitting", "submitted"))
+        return Outcome("timeout", f"run {run.id}: {exc} after {deadline.elapsed():.0f} s; {done} of "
+                                  f"{sum(counts.values())} request(s) final, no batch created yet; the state is "
+                                  "saved and the next `run` or `collect` continues it", run, estimate=estimate)
+    finally:
+        progress.stop()
 
 
-def _step(store: Store, run: Run, sdk: Any, s: Settings, progress: Progress) -> int:
+def _waiting(store: Store, run: Run, progress: Progress) -> None:
+    """The heartbeat's counts while the batches process: requests final, requests in open batches."""
+    counts = store.state_counts(run.id)
+    progress.start("waiting for the batches", sum(counts.values()))
+    progress.advance(sum(n for k, n in counts.items() if k not in ("planned", "submitting", "submitted")))
+    progress.in_flight(counts.get("submitted", 0))
+
+
+def _step(store: Store, run: Run, sdk: Any, s: Settings, progress: Progress, deadline: Deadline) -> int:
     moved = 0
     if run.status == "canceling":
         # Parts re-chunked after the cancel came in as planned: they are never sent.
         with store.transaction():
             submit.cancel_planned(store, run)
-        submit.reconcile(store, run, sdk, s.limits, progress)
+        submit.reconcile(store, run, sdk, s.limits, progress, deadline=deadline)
     else:
-        moved += submit.submit(store, run, sdk, s.limits, progress)
-    moved += collect.poll(store, run, sdk, progress)
+        moved += submit.submit(store, run, sdk, s.limits, progress, deadline=deadline)
+    moved += collect.poll(store, run, sdk, progress, deadline)
     run = store.run(run.id)
     if run.status == "canceling":
         with store.transaction():
             submit.cancel_planned(store, run)
     elif store.requests(run.id, ("planned",), limit=1, with_text=False):
-        moved += submit.submit(store, run, sdk, s.limits, progress)  # retries and re-chunked parts
+        moved += submit.submit(store, run, sdk, s.limits, progress, deadline=deadline)  # retries and re-chunked parts
     return moved
 
 
@@ -252,7 +290,7 @@ def collect_run(s: Settings, progress: Progress) -> Outcome:
             active = store.active_run()
             if active is not None:
                 require_credentials()
-                return _drive(store, active, s, progress)
+                return _drive(store, active, s, progress, _deadline(s))
             latest = store.latest_run(("completed", "canceled"))
             if latest is None:
                 raise UsageError(f"{s.state_path}: no audit run to collect; start one with `reviewer audit run`")

@@ -23,6 +23,11 @@ after the intent, unknown to the state and holding exactly the intent's
 request count is adopted; when none shows up within `settle_seconds` of the
 intent, the create never happened and the intent is released (its requests go
 back to planned). The collector later checks an adopted batch's custom_ids.
+
+Every call here is bounded by the run's `Deadline` (`audit run --timeout`):
+each attempt gets at most the time left, and at the deadline DeadlineReached
+leaves the state as it is, which the next run continues from (an unanswered
+canary request is still planned; an intent is reconciled).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import anthropic
 from .. import schemas
 from ..client import FATAL, api_message, refused
 from ..config import Config
+from ..deadline import Deadline
 from ..errors import ServiceError
 from . import Progress, plan
 from .collect import record_answer
@@ -50,6 +56,7 @@ CLOCK_SKEW = timedelta(seconds=120)
 ENVELOPE = 64
 # Statuses after which the batch was certainly not created.
 _REFUSED = frozenset({400, 401, 402, 403, 404, 413, 422})
+NO_DEADLINE = Deadline(None)
 
 
 @dataclass(frozen=True)
@@ -72,19 +79,34 @@ def request_params(run: Run, req: Request) -> dict[str, Any]:
 # ---------------------------------------------------------------------- canary
 
 
-def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress) -> str | None:
+def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
+           deadline: Deadline = NO_DEADLINE) -> str | None:
     """Send the run's canary requests synchronously; None when every answer is valid, else the reason.
 
     On failure the run is marked failed with the reason. Raises ServiceError
-    for failures the request shape does not explain (credentials, outages).
+    for failures the request shape does not explain (credentials, outages),
+    and DeadlineReached at the deadline (each answer received is kept; the
+    others stay planned for the next run).
     """
     pending = store.requests(run.id, ("planned",), canary=True)
     if pending:
         progress.log(f"canary: {len(pending)} request(s) through the Messages API before any batch")
-    for req in pending:
+        progress.start("canary", len(pending))
+    try:
+        return _canary(store, run, sdk, progress, deadline, pending)
+    finally:
+        if pending:
+            progress.stop()
+
+
+def _canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress, deadline: Deadline,
+            pending: list[Request]) -> str | None:
+    for done, req in enumerate(pending):
         where = f"{req.custom_id} ({req.path}:{req.start_line}-{req.end_line})"
+        progress.in_flight(1)
         try:
-            message = sdk.messages.create(**request_params(run, req))
+            message = deadline.call(sdk, lambda c: c.messages.create(**request_params(run, req)),
+                                    f"in the canary ({done} of {len(pending)} canary request(s) answered)")
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
             raise refused(exc, "the canary request") from exc
         except anthropic.APIStatusError as exc:
@@ -100,6 +122,9 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress)
             raise ServiceError(f"canary request {where} failed ({exc.status_code}): {api_message(exc)}") from exc
         except anthropic.APIConnectionError as exc:
             raise ServiceError(f"canary request {where}: cannot reach the Anthropic API: {exc}") from exc
+        finally:
+            progress.in_flight(0)
+        progress.advance()
         with store.transaction():
             problem = record_answer(store, run, req, message, batch=False)
             if problem is not None:
@@ -116,25 +141,30 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress)
 
 
 def submit(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
-           sleep: Callable[[float], None] = time.sleep) -> int:
+           sleep: Callable[[float], None] = time.sleep, deadline: Deadline = NO_DEADLINE) -> int:
     """Submit every planned request of `run`; returns how many were submitted.
 
     Raises ServiceError when the API refuses a batch or stays unreachable; the
     state then holds nothing half-done (at most an intent the next run resolves).
+    Raises DeadlineReached at the deadline, between batches or while unsure
+    whether a create went through (its intent is left for the next run).
     """
-    reconcile(store, run, sdk, limits, progress, sleep)
+    reconcile(store, run, sdk, limits, progress, sleep, deadline)
     creator = sdk.with_options(max_retries=0)
+    per_call = sdk.timeout if isinstance(sdk.timeout, (int, float)) else None
     max_bytes = limits.max_bytes
     submitted = 0
     unsure = 0
     while True:
+        deadline.check("while submitting batches")
         batch = _next_batch(store, run, limits.max_requests, max_bytes)
         if batch is None:
             return submitted
         items, ids, size = batch
         batch_id = _intent(store, run, ids, [i["custom_id"] for i in items], size)
         try:
-            created = creator.messages.batches.create(requests=items)  # type: ignore[arg-type]
+            timeout = deadline.timeout(per_call) if per_call is not None else anthropic.NOT_GIVEN
+            created = creator.messages.batches.create(requests=items, timeout=timeout)  # type: ignore[arg-type]
         except anthropic.APIStatusError as exc:
             if exc.status_code in _REFUSED:
                 release(store, store.batch(batch_id), "rejected")
@@ -158,8 +188,9 @@ def submit(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
         unsure += 1
         progress.log(f"creating a batch failed ({failure}); checking the API in {limits.settle_seconds:g}s "
                      "before trying again")
-        sleep(limits.settle_seconds)
-        reconcile(store, run, sdk, limits, progress, sleep)
+        deadline.sleep(limits.settle_seconds, "while checking whether a batch was created "
+                                               "(the next run reconciles it)", sleep)
+        reconcile(store, run, sdk, limits, progress, sleep, deadline)
         if unsure >= 3:
             raise ServiceError(f"cannot create a batch: {failure}")
 
@@ -234,17 +265,17 @@ def release(store: Store, intent: Batch, state: str) -> None:
 
 
 def reconcile(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, progress: Progress,
-              sleep: Callable[[float], None] = time.sleep) -> None:
+              sleep: Callable[[float], None] = time.sleep, deadline: Deadline = NO_DEADLINE) -> None:
     """Resolve every intent of `run` (see the module docstring): adopt its batch or release it."""
     for intent in store.batches(run.id, ("creating",)):
-        found = _find(store, sdk, intent)
+        found = _find(store, sdk, intent, deadline)
         if found is None:
             age = (datetime.now(timezone.utc) - parse_time(intent.intent_at)).total_seconds()
             if age < limits.settle_seconds:
                 wait = limits.settle_seconds - age
                 progress.log(f"an interrupted batch creation is not in the API's list yet; checking again in {wait:.1f}s")
-                sleep(wait)
-                found = _find(store, sdk, intent)
+                deadline.sleep(wait, "while reconciling an interrupted batch creation", sleep)
+                found = _find(store, sdk, intent, deadline)
         if found is not None:
             _created(store, intent.id, found, adopted=True)
             progress.log(f"adopted batch {found.id} ({intent.request_count} request(s)) created before an interruption")
@@ -254,12 +285,13 @@ def reconcile(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, 
                          "request(s) will be submitted again")
 
 
-def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch) -> Any:
+def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch, deadline: Deadline = NO_DEADLINE) -> Any:
     floor = parse_time(intent.intent_at) - CLOCK_SKEW
     best = None
     try:
         # Newest first: stop at the first batch older than the intent.
-        for listed in sdk.messages.batches.list(limit=100):
+        for listed in deadline.call(sdk, lambda c: c.messages.batches.list(limit=100),
+                                    "while reconciling an interrupted batch creation"):
             if listed.created_at < floor:
                 break
             if store.known_batch(listed.id):

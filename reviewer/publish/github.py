@@ -143,6 +143,8 @@ class PriorState:
     last_sha: str | None = None
     posted: list[Posted] = field(default_factory=list)
     summary: Any = None
+    incomplete: bool = False
+    """The last run's summary says it was cut short: its head is not taken as reviewed."""
     notes: list[str] = field(default_factory=list)
     now: dict[int, tuple[int | None, int | None] | None] = field(default_factory=dict)
     """Index in `posted` -> (line, end_line) of its code at the head under review, None when the code is gone;
@@ -220,6 +222,7 @@ def read_prior(gh: Any, pr: PullRequest, config: Config) -> PriorState:
                 if kind == "summary" and isinstance(data, dict):
                     state.summary = comment
                     state.last_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
+                    state.incomplete = data.get("incomplete") is True
                 elif parsed := _finding_from_marker(kind, data):
                     # Listed in a follow-up comment: a review body was full.
                     state.posted.append(Posted(parsed[0], code=parsed[1], context=parsed[2]))
@@ -234,7 +237,8 @@ def read_prior(gh: Any, pr: PullRequest, config: Config) -> PriorState:
         comments = list(pull.get_review_comments())
     except GithubException as exc:
         raise ServiceError(f"GitHub answered {exc.status} while reading earlier comments") from None
-    state.last_sha = state.last_sha or last_review_sha
+    # A run cut short (deadline) reviewed only part of its head: the next one reviews every file.
+    state.last_sha = None if state.incomplete else (state.last_sha or last_review_sha)
 
     replies: dict[int, list[Any]] = {}
     for c in comments:
@@ -482,6 +486,7 @@ class Composed:
             + (f" · {outcome.suppressed} repeat(s) of earlier findings, not posted again" if outcome.suppressed else "")
             + (f" · {len(result.failed)} file(s) failed" if result.failed else "")
             + "\n"
+            + (f"\n**Incomplete:** {safe(result.incomplete.message)}\n" if result.incomplete else "")
         )
         pages: list[list[str]] = [[head]]
         sizes = [len(head)]
@@ -798,6 +803,8 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
         "",
         f"Reviewed {pr.head_sha[:7]}: **{len(outcome.new)} new**, {len(outcome.still_open)} still open, "
         f"{len(outcome.resolved)} resolved.",
+        *(["", f"**Incomplete:** {safe(result.incomplete.message)}. The next run reviews every file again."]
+          if result.incomplete else []),
         "",
         "| critical | warning | info | files reviewed | skipped | failed |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -833,8 +840,35 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
             posting.left_out += [f"{title[:-1].lower()}: {x}" for x in rest]
     lines += ["", f"<sub>{u.total_input:,} input tokens ({u.cache_read_input_tokens:,} from cache) · {u.output_tokens:,} output · {cost}</sub>"]
     text = "\n".join(lines)
-    data = {"sha": pr.head_sha, "run": run_id, "ledger": asdict(ledger)}
+    data: dict[str, Any] = {"sha": pr.head_sha, "run": run_id, "ledger": asdict(ledger)}
+    if result.incomplete:
+        data["incomplete"] = True
     return redact(text) + "\n" + marker("summary", data)
+
+
+def post_refusal(gh: Any, pr: PullRequest, config: Config, reason: str) -> None:
+    """Say on the pull request that its review was not sent, and why (`max_cost`).
+
+    One comment of ours carries it (marker `budget`), edited by later runs
+    rather than posted again; it is not a summary, so the head is not taken
+    as reviewed and raising the ceiling reviews it.
+    """
+    from github import GithubException
+
+    login = own_login(gh, config)
+    pull = gh.get_repo(pr.repo).get_pull(pr.number)
+    body = redact(
+        f"## reviewer: not reviewed\n\n{pr.head_sha[:7]} was not reviewed: {reason}. "
+        "Nothing was sent to the model. A maintainer can raise `max_cost` in the configuration "
+        "(or `--max-cost`) to review it.\n") + marker("budget", {"sha": pr.head_sha})
+    try:
+        for comment in pull.get_issue_comments():
+            if comment.user and comment.user.login == login and any(k == "budget" for k, _ in read_markers(comment.body)):
+                comment.edit(body)
+                return
+        pull.create_issue_comment(body)
+    except GithubException as exc:
+        raise ServiceError(f"GitHub refused the note on the pull request ({exc.status})") from None
 
 
 def _summary(pull: Any, prior: PriorState, pr: PullRequest, result: ReviewResult, outcome: Outcome,

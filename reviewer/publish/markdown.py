@@ -44,6 +44,7 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
     out = [
         f"## {title}",
         "",
+        *([f"> **Incomplete:** {safe(result.incomplete.message)}", ""] if result.incomplete else []),
         "| critical | warning | info | files reviewed | skipped | failed |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {c['critical']} | {c['warning']} | {c['info']} | {len(result.reviewed)} | {len(result.skipped)} | {len(result.failed)} |",

@@ -16,6 +16,7 @@ def render(result: ReviewResult) -> str:
         f"({c['critical']} critical, {c['warning']} warning, {c['info']} info) "
         f"in {len(result.reviewed)} reviewed file(s); "
         f"{len(result.skipped)} skipped, {len(result.failed)} failed",
+        *([f"INCOMPLETE {result.incomplete.message}"] if result.incomplete else []),
         "",
     ]
     for f in result.findings:
