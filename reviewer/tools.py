@@ -1,0 +1,278 @@
+"""Read-only tools the review's model may call, over the repository at the reviewed commit.
+
+Everything a tool returns comes from a `RepoView` (git objects at one commit,
+links never followed, submodules never entered, every path checked) and is
+capped, and every cut says so. What the model asks for is untrusted input: it
+is validated against the tool's input schema, and a malformed or refused call
+gets an error result the model can read, never an exception.
+
+The definitions (`DEFINITIONS`) are the same in every call, so they sit in the
+cached prefix of the prompt (spec §3: tools render before the system prompt).
+
+Tools:
+- `read_file`: a file or a line range, numbered as in the prompts;
+- `search_code`: a regular expression (POSIX extended, as `git grep -E`) over
+  the tree, optionally under a path glob; `file:line: text`, capped;
+- `list_files`: the files under a directory;
+- `find_symbol`: the definitions and references of a name, parsed for Python
+  (`reviewer.symbols`), plain word matches for other languages, labelled so.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import symbols
+from .redact import redact
+from .repo_view import PathRefused, RepoView, shown
+
+MAX_RESULT_CHARS = 12_000
+"""Characters of one tool result; the cut is said in the result."""
+MAX_READ_LINES = 400
+MAX_FILE_BYTES = 512 * 1024
+MAX_MATCHES = 60
+MAX_LIST = 300
+MAX_SYMBOL_FILES = 40
+SEARCH_TIMEOUT = 10.0
+"""Seconds a search may run; a pattern that takes longer is refused."""
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+
+DEFINITIONS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "read_file",
+        "description": (
+            "Read a file of the repository at the commit under review, or a range of its lines. "
+            "Lines are numbered as in the diff you were given. Paths are from the top of the "
+            f"repository. At most {MAX_READ_LINES} lines per call; ask again for more."
+        ),
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path"],
+            "properties": {
+                "path": {"type": "string", "description": "File path from the top of the repository, e.g. src/app.py."},
+                "start_line": {"type": "integer", "description": "First line to read (1-based); default 1."},
+                "end_line": {"type": "integer", "description": "Last line to read; default start_line + 399."},
+            },
+        },
+    },
+    {
+        "name": "search_code",
+        "description": (
+            "Search the repository at the commit under review with a regular expression (POSIX "
+            "extended, like `grep -E`), optionally only in files matching a glob such as "
+            f"'src/**/*.py'. Returns up to {MAX_MATCHES} matches as `file:line: text`."
+        ),
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["pattern"],
+            "properties": {
+                "pattern": {"type": "string", "description": "Regular expression, e.g. 'def parse_\\w+'."},
+                "path_glob": {"type": "string", "description": "Only files matching this glob, e.g. 'tests/*.py'."},
+            },
+        },
+    },
+    {
+        "name": "list_files",
+        "description": f"List the files under a directory of the repository (up to {MAX_LIST}), with their sizes.",
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [],
+            "properties": {
+                "directory": {"type": "string", "description": "Directory from the top of the repository; '' for all."},
+            },
+        },
+    },
+    {
+        "name": "find_symbol",
+        "description": (
+            "Find where a name (function, class, variable, method, attribute) is defined and where it "
+            "is used, across the repository at the commit under review. Python files are parsed; "
+            "other files give plain word matches, marked as such."
+        ),
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "description": "An identifier, e.g. parse_config."},
+            },
+        },
+    },
+)
+
+NAMES = tuple(d["name"] for d in DEFINITIONS)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What goes back to the model as a `tool_result` block."""
+
+    text: str
+    is_error: bool = False
+
+
+class _Refused(Exception):
+    """A call the tool cannot serve; its message goes back to the model."""
+
+
+def _clip(text: str, limit: int = MAX_RESULT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    cut = cut[: cut.rfind("\n") + 1] or cut
+    return cut + f"[cut: {len(text) - len(cut):,} more characters; narrow the request]\n"
+
+
+def _validate(name: str, args: Any) -> dict[str, Any]:
+    """The call's arguments checked against its schema, or _Refused naming what is wrong."""
+    schema = next((d["input_schema"] for d in DEFINITIONS if d["name"] == name), None)
+    if schema is None:
+        raise _Refused(f"unknown tool {name!r}; the tools are {', '.join(NAMES)}")
+    if not isinstance(args, Mapping):
+        raise _Refused("the input must be a JSON object")
+    from .schemas import first_error
+
+    error = first_error(schema, dict(args))
+    if error is not None:
+        raise _Refused(f"invalid input {error}")
+    return dict(args)
+
+
+class ToolBox:
+    """Runs the tools over one `RepoView`; safe to share between concurrent calls."""
+
+    def __init__(self, view: RepoView) -> None:
+        self.view = view
+
+    def run(self, name: str, args: Any) -> ToolResult:
+        """The result of one tool call; never raises for anything the model sent."""
+        try:
+            clean = _validate(name, args)
+            text = getattr(self, "_" + name)(**clean)
+        except _Refused as exc:
+            return ToolResult(redact(str(exc)), is_error=True)
+        except PathRefused as exc:
+            return ToolResult(redact(f"{shown(exc.path)} {exc.reason}"), is_error=True)
+        return ToolResult(redact(_clip(text)))
+
+    # ------------------------------------------------------------------ tools
+
+    def _read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
+        blob = self.view.read(path, MAX_FILE_BYTES)
+        if blob.is_link:
+            return f"{shown(blob.path)} is a symbolic link to {shown(blob.text)}; links are not followed."
+        if blob.binary:
+            return f"{shown(blob.path)} is a binary file ({blob.size:,} bytes); it cannot be shown."
+        lines = blob.text.splitlines()
+        total = len(lines)
+        first = max(1, start_line)
+        last = min(total, end_line if end_line is not None else first + MAX_READ_LINES - 1, first + MAX_READ_LINES - 1)
+        if total == 0:
+            return f"{shown(blob.path)} is empty."
+        if first > total:
+            raise _Refused(f"{shown(blob.path)} has {total} line(s); start_line {first} is past its end")
+        rows, size = [], 0
+        for n in range(first, last + 1):
+            text = lines[n - 1]
+            row = f"{n:>6} | {text if len(text) <= 2000 else text[:2000] + ' …[line cut]'}"
+            if rows and size + len(row) + 1 > MAX_RESULT_CHARS - 300:
+                last = n - 1  # the rest would not fit in one result
+                break
+            rows.append(row)
+            size += len(row) + 1
+        cut = f", file cut at {MAX_FILE_BYTES:,} bytes" if blob.truncated else ""
+        head = f"{blob.path} (lines {first}-{last} of {total}{cut})"
+        more = f"\n[{total - last} more line(s); ask for start_line {last + 1}]" if last < total else ""
+        return head + "\n" + "\n".join(rows) + more
+
+    def _list_files(self, directory: str = "") -> str:
+        under = directory.strip().strip("/")
+        entries = self.view.entries(under) if under else self.view.entries()
+        rows = []
+        for e in entries[:MAX_LIST]:
+            size = f"{e.size:,} bytes" if e.size is not None else ""
+            kind = "" if e.kind == "file" else f" ({e.kind}, not followed)" if e.kind == "link" else f" ({e.kind}, not entered)"
+            rows.append(f"{e.path}  {size}{kind}".rstrip())
+        more = f"\n[{len(entries) - MAX_LIST} more entries; list a subdirectory]" if len(entries) > MAX_LIST else ""
+        return (f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} under {shown(under or '.')}:\n" + "\n".join(rows) + more
+                if entries else f"nothing under {shown(under or '.')}")
+
+    def _search_code(self, pattern: str, path_glob: str | None = None) -> str:
+        matches, more = self._grep(["-n", "-I", "-E", "-e", pattern], path_glob, MAX_MATCHES)
+        if not matches:
+            return f"no match for {pattern!r}" + (f" in {path_glob!r}" if path_glob else "")
+        rows = [f"{path}:{line}: {text.strip()[:300]}" for path, line, text in matches]
+        return "\n".join(rows) + (f"\n[more matches not shown; narrow the pattern or the glob]" if more else "")
+
+    def _find_symbol(self, name: str) -> str:
+        if not re.fullmatch(_IDENT, name):
+            raise _Refused("name must be an identifier (letters, digits, _; not starting with a digit)")
+        files, more_files = self._grep(["-l", "-w", "-I", "-F", "-e", name], None, MAX_SYMBOL_FILES)
+        definitions, references, plain = [], [], []
+        for path, _, _ in files:
+            if symbols.covered(path):
+                blob = self.view.read(path, MAX_FILE_BYTES)
+                found = None if blob.is_link or blob.binary else symbols.occurrences(blob.text, name)
+                if found is not None:
+                    for o in found:
+                        row = f"{path}:{o.line}: [{o.kind}] {o.text[:200]}"
+                        (definitions if o.role == "definition" else references).append(row)
+                    continue
+            hits, _ = self._grep(["-n", "-w", "-I", "-F", "-e", name], path, 20, literal_path=True)
+            plain += [f"{p}:{line}: {text.strip()[:200]}" for p, line, text in hits]
+        out = [f"definitions of {name} ({len(definitions)}):", *(definitions or ["(none found in parsed files)"]),
+               f"references to {name} ({len(references)}):", *(references or ["(none found in parsed files)"])]
+        if plain:
+            out += [f"word matches in files not parsed (not told apart; languages parsed: Python) ({len(plain)}):", *plain]
+        if more_files:
+            out.append(f"[more than {MAX_SYMBOL_FILES} files mention {name}; search_code with a path_glob to narrow]")
+        return "\n".join(out)
+
+    # ------------------------------------------------------------------ search
+
+    def _grep(self, options: list[str], glob: str | None, limit: int,
+              literal_path: bool = False) -> tuple[list[tuple[str, str, str]], bool]:
+        """`git grep` at the view's commit: (path, line, text) rows, and whether there were more.
+
+        It reads the commit's objects, never the working tree; a link is
+        searched as its target text, not followed; submodules are not entered.
+        """
+        if glob is not None:
+            glob = glob.strip()
+            if glob.startswith(":") or "\0" in glob or "\n" in glob:
+                raise _Refused("path_glob must be a plain glob such as 'src/**/*.py'")
+            if glob.startswith("/") or ".." in glob.split("/"):
+                raise _Refused("path_glob must be inside the repository (no leading / and no '..')")
+        spec = [f":(literal){glob}" if literal_path else f":(glob){glob}"] if glob else []
+        try:
+            done = self.view.git("grep", "--no-color", "--full-name", *options, self.view.commit, "--", *spec,
+                                 timeout=SEARCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise _Refused(f"the search took longer than {SEARCH_TIMEOUT:.0f} s; use a simpler pattern or a path_glob") from None
+        if done.returncode == 1:
+            return [], False
+        if done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise _Refused(f"search failed: {message[-1] if message else 'git grep exit ' + str(done.returncode)}")
+        rows: list[tuple[str, str, str]] = []
+        prefix = self.view.commit + ":"
+        for raw in done.stdout.decode("utf-8", "replace").splitlines():
+            if raw.startswith(prefix):
+                raw = raw[len(prefix):]
+            if "-l" in options:
+                rows.append((raw, "", ""))
+            else:
+                path, _, rest = raw.partition(":")
+                line, _, text = rest.partition(":")
+                rows.append((path, line, text))
+            if len(rows) > limit:
+                return rows[:limit], True
+        return rows, False
+
