@@ -7,6 +7,7 @@ wrong type raises `ConfigError` naming the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     "*.pb.go",
     "*.generated.*",
     "*.snap",
+    # Packaging metadata setuptools writes next to the code (`pip install -e .`).
+    "*.egg-info/**",
+    "PKG-INFO",
 )
 
 
@@ -74,6 +78,14 @@ class Config:
     is done is reported, marked incomplete. 10 minutes fits a pull-request job (issue 11)."""
     max_cost: float | None = None
     """`review` refuses to send anything when its estimate (`--dry-run`) is above this many USD."""
+    tools: bool = True
+    """Per-file and cross-file calls may read the repository at the head commit (`reviewer.tools`)."""
+    max_tool_rounds: int = 3
+    """Tool turns one call may take before it is asked to answer with what it has."""
+    max_tool_calls: int = 300
+    """Tool calls in a whole review; past it every call gets 'budget spent' and answers."""
+    max_tool_result_tokens: int = 300_000
+    """Tokens of tool results sent back in a whole review (estimated), past which the same."""
     fail_on: str = "never"
     max_inline_comments: int = 30
     bot_login: str = "github-actions[bot]"
@@ -104,8 +116,65 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"'{key}': {error.message}"
 
 
+def finite_number(value: object) -> float:
+    """`value` (a number, or the text of a flag or an environment variable) as a finite float.
+
+    Raises ValueError with a short reason (no key name: the caller adds it) when
+    it is not a number, or is NaN or infinite. Python's `float()` and TOML both
+    read `nan` and `inf`, and every comparison with NaN is false, so a NaN
+    limit would pass every `value > limit` check: `--max-cost nan` switched the
+    audit's cost gate off (issue 11, item 8). Every number reviewer reads from
+    a flag, the environment or the configuration goes through here.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = value
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {str(value)[:40]!r}") from None
+    try:
+        if math.isfinite(number):
+            return float(number)
+    except OverflowError:  # an int too large for a float
+        pass
+    raise ValueError(f"expected a finite number, got {str(value)[:40]}")
+
+
+# The configuration nests two levels (the [models] table); anything much deeper
+# is not ours, and a table thousands of levels deep (tomllib reads dotted keys
+# without a depth limit) would exhaust the recursion of the validator and of
+# repr() in its message.
+MAX_DEPTH = 16
+
+
+def _check_values(data: Mapping[str, Any], source: str) -> None:
+    """ConfigError for a table nested deeper than MAX_DEPTH or a number that is NaN or infinite.
+
+    Walked without recursion, so the depth of the input cannot break the walk.
+    """
+    stack: list[tuple[str, Any, int]] = [(str(k), v, 1) for k, v in data.items()]
+    while stack:
+        key, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}: '{key[:80]}...' is nested more than {MAX_DEPTH} levels deep; "
+                              "the configuration is flat keys and the [models] table")
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, float):
+            try:
+                finite_number(value)
+            except ValueError:
+                raise ConfigError(f"{source}: '{key}' must be a finite number, not {value}") from None
+
+
 def from_mapping(data: Mapping[str, Any], source: str) -> Config:
     """Build a Config from a parsed table; raises ConfigError naming the key and `source`."""
+    _check_values(data, source)
     error = jsonschema.exceptions.best_match(
         schemas.validator(schemas.load("config")).iter_errors(dict(data))
     )
@@ -130,7 +199,11 @@ def find_config(repo_dir: Path) -> Path | None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: editors on Windows save a byte-order mark, which TOML does
+        # not allow (tomllib calls it an invalid statement); it carries no meaning.
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or inline tables nested too deeply to read") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

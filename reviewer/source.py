@@ -7,6 +7,7 @@ the per-file pass gets surrounding context, not only the hunks.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .config import finite_number
 from .errors import ReviewerError, ServiceError, UsageError
 from .repo_view import PathRefused, RepoView
 
@@ -57,11 +59,25 @@ def git(repo_dir: Path, *args: str) -> bytes:
     return done.stdout
 
 
+# actions/checkout fetches one commit unless told otherwise, so `--base HEAD~1`
+# or `--base main` in CI names history the clone does not have.
+_SHALLOW_HINT = ("the clone is shallow, so the history needed is missing: fetch it with `git fetch --unshallow` "
+                 "(or `fetch-depth: 0` on actions/checkout)")
+
+
+def _is_shallow(repo_dir: Path) -> bool:
+    try:
+        return git(repo_dir, "rev-parse", "--is-shallow-repository").strip() == b"true"
+    except UsageError:
+        return False
+
+
 def _commit(repo_dir: Path, ref: str) -> str:
     try:
         return git(repo_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
     except UsageError:
-        raise UsageError(f"'{ref}' is not a commit in {repo_dir}") from None
+        hint = f": {_SHALLOW_HINT}" if _is_shallow(repo_dir) else ""
+        raise UsageError(f"'{ref}' is not a commit in {repo_dir}{hint}") from None
 
 
 # What the review reads of one file at head, for context and its real size.
@@ -91,11 +107,20 @@ def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
     head_sha = _commit(repo_dir, head)
     _commit(repo_dir, base)
     # Fixed prefixes, no colour, no external diff driver and rename detection, so
-    # the user's git config cannot change what we parse.
-    data = git(
-        repo_dir, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
-        "--src-prefix=a/", "--dst-prefix=b/", f"{base}...{head}",
-    )
+    # the user's git config cannot change what we parse. core.quotePath=true:
+    # every name that is not plain ASCII is C-quoted with octal bytes, which
+    # `diff.parse` undoes exactly; unquoted, a name that is not UTF-8 would
+    # reach us as undecodable bytes (issue 11, item 10).
+    try:
+        data = git(
+            repo_dir, "-c", "core.quotePath=true", "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
+            "--src-prefix=a/", "--dst-prefix=b/", f"{base}...{head}",
+        )
+    except UsageError as exc:
+        # `BASE...HEAD` needs their merge base, which a shallow clone may not have.
+        if _is_shallow(repo_dir):
+            raise UsageError(f"{exc}; {_SHALLOW_HINT}") from None
+        raise
     view = RepoView(repo_dir, head_sha)
     return Source(f"{base}...{head}", data, read_head=_head_reader(view), close=view.close)
 
@@ -115,6 +140,25 @@ class PullRequest:
     base_sha: str
     draft: bool
     fork: bool
+
+
+def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
+    """The number of seconds in the environment variable `name`, else `default`.
+
+    UsageError naming the variable when it is not a finite number of at least 0
+    (above 0 when `positive`): `time.sleep(nan)` raises and a NaN timeout never
+    expires.
+    """
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = finite_number(text)
+    except ValueError as exc:
+        raise UsageError(f"{name}={text[:40]!r}: {exc} of seconds") from None
+    if value < 0 or (positive and value == 0):
+        raise UsageError(f"{name}={text[:40]!r}: expected {'more than' if positive else 'at least'} 0 seconds")
+    return value
 
 
 def github_client(token: str | None = None, base_url: str | None = None) -> Any:
@@ -146,18 +190,19 @@ def github_client(token: str | None = None, base_url: str | None = None) -> Any:
         raise UsageError("GITHUB_TOKEN is not set: reading a pull request needs a token")
     retry = GithubRetry(
         total=6,
-        secondary_rate_wait=float(os.environ.get("REVIEWER_GITHUB_SECONDARY_WAIT", "60")),
+        secondary_rate_wait=env_seconds("REVIEWER_GITHUB_SECONDARY_WAIT", 60),
         allowed_methods=Retry.DEFAULT_ALLOWED_METHODS.union({"GET"}) - {"POST", "PATCH"},
         # Reads are not spaced, so a 5xx is retried after 0.5, 1, 2, 4 s rather than at once.
-        backoff_factor=float(os.environ.get("REVIEWER_GITHUB_BACKOFF", "0.5")),
+        backoff_factor=env_seconds("REVIEWER_GITHUB_BACKOFF", 0.5),
     )
     settings: dict[str, Any] = dict(
         auth=Auth.Token(token),
         base_url=(base_url or os.environ.get("GITHUB_API_URL") or GITHUB_API).rstrip("/"),
         retry=retry,
-        timeout=int(os.environ.get("REVIEWER_GITHUB_TIMEOUT", "30")),
-        seconds_between_requests=float(os.environ.get("REVIEWER_GITHUB_THROTTLE", "0")),
-        seconds_between_writes=float(os.environ.get("REVIEWER_GITHUB_WRITE_THROTTLE", "1.0")),
+        # PyGithub asserts an int here; a fraction of a second is rounded up.
+        timeout=math.ceil(env_seconds("REVIEWER_GITHUB_TIMEOUT", 30, positive=True)),
+        seconds_between_requests=env_seconds("REVIEWER_GITHUB_THROTTLE", 0),
+        seconds_between_writes=env_seconds("REVIEWER_GITHUB_WRITE_THROTTLE", 1.0),
         # An object is fetched when one of its fields is first read, not each time
         # it is looked up: the repository and pull request are read once per run.
         lazy=True,
@@ -182,6 +227,10 @@ def pull_request_from_event(event_path: str | None = None, repository: str | Non
         raise UsageError("no pull request: pass --pr N (and --repo OWNER/NAME), or run inside a pull_request workflow")
     try:
         payload = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    except RecursionError:
+        # GitHub's payloads nest a few levels; json.loads recurses once per level.
+        raise UsageError(f"{event_path}: cannot read the event payload: JSON nested too deeply "
+                         "to be a GitHub event") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{event_path}: cannot read the event payload: {exc}") from None
     pr = payload.get("pull_request") if isinstance(payload, dict) else None
@@ -194,13 +243,29 @@ def pull_request_from_event(event_path: str | None = None, repository: str | Non
     return repo, pr["number"]
 
 
+_C_QUOTE = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r",
+            '"': '\\"', "\\": "\\\\"}
+
+
+def _git_name(name: str) -> str:
+    """`name` as `git diff` writes it: C-quoted when it holds a quote, a backslash or a control character.
+
+    A file name from the API goes into a diff header we write ourselves; written
+    raw, a newline in it would end the header line (`diff.unquote` reads it back).
+    """
+    if not any(ch in _C_QUOTE or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return name
+    return '"' + "".join(_C_QUOTE.get(ch) or (f"\\{ord(ch):03o}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch)
+                         for ch in name) + '"'
+
+
 def _file_header(f: Any) -> str:
     old = f.previous_filename or f.filename
-    lines = [f"diff --git a/{old} b/{f.filename}"]
+    lines = [f"diff --git {_git_name('a/' + old)} {_git_name('b/' + f.filename)}"]
     if f.status == "renamed" and f.previous_filename:
-        lines += [f"rename from {old}", f"rename to {f.filename}"]
-    source = "/dev/null" if f.status == "added" else f"a/{old}"
-    target = "/dev/null" if f.status == "removed" else f"b/{f.filename}"
+        lines += [f"rename from {_git_name(old)}", f"rename to {_git_name(f.filename)}"]
+    source = "/dev/null" if f.status == "added" else _git_name(f"a/{old}")
+    target = "/dev/null" if f.status == "removed" else _git_name(f"b/{f.filename}")
     lines += [f"--- {source}", f"+++ {target}"]
     return "\n".join(lines) + "\n"
 
@@ -253,7 +318,7 @@ def transient_wait(exc: Exception) -> float | None:
     import requests
     from github import GithubException
 
-    pause = float(os.environ.get("REVIEWER_GITHUB_RETRY_WAIT", "2"))
+    pause = env_seconds("REVIEWER_GITHUB_RETRY_WAIT", 2)
     if isinstance(exc, requests.exceptions.RequestException):
         return pause
     if isinstance(exc, GithubException):
@@ -262,7 +327,11 @@ def transient_wait(exc: Exception) -> float | None:
         if exc.status in (403, 429):
             retry_after = (exc.headers or {}).get("retry-after")
             if retry_after is not None or "rate limit" in str(exc.data).lower():
-                return min(float(retry_after or 60), 120.0)
+                try:
+                    wait = finite_number(retry_after or 60)
+                except ValueError:
+                    wait = 60.0  # an HTTP date, or not a number at all
+                return min(max(wait, 0.0), 120.0)
     return None
 
 

@@ -85,3 +85,26 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     cfg = config.load(None, tmp_path).with_overrides(max_concurrency=9, model=None)
     assert cfg.max_concurrency == 9
     assert cfg.model == config.DEFAULT_MODEL
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e400", "", "ten", True, float("nan"), 10**400])
+def test_finite_number_refuses_what_is_not_a_finite_number(value) -> None:
+    with pytest.raises(ValueError):
+        config.finite_number(value)
+
+
+def test_finite_number_reads_numbers_and_their_text() -> None:
+    assert config.finite_number(" 2.5 ") == 2.5
+    assert config.finite_number(3) == 3.0
+    assert config.finite_number("-0") == 0.0
+
+
+def test_every_number_key_is_checked_for_nan_not_only_the_known_ones(tmp_path: Path) -> None:
+    # A key another change adds (max_cost) is covered without being listed anywhere.
+    with pytest.raises(ConfigError, match=r"'models' must be a finite number, not nan"):
+        config.from_mapping({"models": float("nan")}, "x.toml")
+
+
+def test_a_byte_order_mark_in_pyproject_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b"\xef\xbb\xbf[tool.reviewer]\nconfidence_threshold = 0.7\n")
+    assert config.load(None, tmp_path).confidence_threshold == 0.7

@@ -17,8 +17,15 @@ CASES = sorted(p.stem for p in DIFFS.glob("*.diff"))
 
 @pytest.mark.parametrize("case", CASES)
 def test_diff_edge_case_matches_expected_lines_and_skips(case: str) -> None:
-    parsed = diff.parse(diff.decode((DIFFS / f"{case}.diff").read_bytes()), ignore=Config().ignore_globs)
+    """Each data file's expected result: its files and skips, or (`"error"`) the start of the one-line error."""
     expected = json.loads((DIFFS / f"{case}.expected.json").read_text())
+    if "error" in expected:
+        with pytest.raises(UsageError) as raised:
+            diff.parse(diff.decode((DIFFS / f"{case}.diff").read_bytes()), ignore=Config().ignore_globs)
+        assert str(raised.value).startswith(expected["error"])
+        assert "\n" not in str(raised.value)
+        return
+    parsed = diff.parse(diff.decode((DIFFS / f"{case}.diff").read_bytes()), ignore=Config().ignore_globs)
     assert {s.path: s.reason for s in parsed.skipped} == expected["skipped"]
     assert [f.path for f in parsed.files] == list(expected["files"])
     for f in parsed.files:
@@ -79,3 +86,28 @@ def test_rendered_hunk_numbers_both_sides_for_the_model() -> None:
     assert rendered[0].startswith("@@ -1,6 +1,6 @@")
     assert any(line.split("|")[0].split() == ["3"] and line.split("|", 1)[1].startswith("-") for line in rendered)
     assert "     3      3 |" not in f.hunks[0].rendered  # line 3 changed: no context line 3/3
+
+
+def test_git_quoted_names_are_unquoted_as_git_means_them() -> None:
+    assert diff.unquote('"b/caf\\303\\251.py"') == "b/caf\u00e9.py"
+    assert diff.unquote('"a/q\\"uote\\\\x\\ty\\nz"') == 'a/q"uote\\x\ty\nz'
+    assert diff.unquote("b/plain name.py") == "b/plain name.py"
+    assert diff.unquote('"b/not\\qgit"') == '"b/not\\qgit"'  # an escape git never writes: left as written
+    assert diff.unquote('"b/\\377.py"') == "b/\ufffd.py"  # not UTF-8: replaced, as in the diff text
+
+
+def test_a_path_is_shown_with_control_bidi_and_backslash_escaped() -> None:
+    assert diff.shown_path("caf\u00e9.py") == "caf\u00e9.py"
+    assert diff.shown_path("evil\u202egnp.py") == "evil\\u202egnp.py"
+    assert diff.shown_path("a\nb\tc\x1b[31m.py") == "a\\nb\\tc\\x1b[31m.py"
+    assert diff.shown_path("zero\u200bwidth.py") == "zero\\u200bwidth.py"
+    assert diff.shown_path("back\\slash.py") == "back\\\\slash.py"
+    assert diff.shown_path("bad\udcffbyte") == "bad\\xffbyte"
+
+
+def test_packaging_metadata_is_skipped_by_the_default_ignores() -> None:
+    globs = Config().ignore_globs
+    assert diff.matching_glob("src/reviewer.egg-info/SOURCES.txt", globs) == "*.egg-info/**"
+    assert diff.matching_glob("reviewer.egg-info/PKG-INFO", globs) == "*.egg-info/**"
+    assert diff.matching_glob("PKG-INFO", globs) == "PKG-INFO"
+    assert diff.matching_glob("src/eggs/info.py", globs) is None

@@ -36,6 +36,21 @@ def _progress() -> Progress:
 # ---------------------------------------------------------------------- options
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (`config.finite_number`).
+
+    click's FloatRange lets NaN through, since every comparison with it is
+    false: `--max-cost nan` turned the cost gate off (issue 11, item 8).
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            config_mod.finite_number(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
                       help="State file [default: REPO_DIR/.reviewer/audit.db].")(fn)
@@ -54,7 +69,7 @@ def _planning(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--chunk-tokens", type=click.IntRange(500), help="Token budget of one request's part of a file [default: per_file_token_budget]."),
         click.option("--canary", type=click.IntRange(0, 100), default=3, show_default=True,
                      help="Requests sent synchronously and checked before any batch; 0 skips the canary."),
-        click.option("--max-cost", type=click.FloatRange(0), metavar="USD", help="Refuse (exit 1) when the estimate is above this."),
+        click.option("--max-cost", type=FiniteFloatRange(0), metavar="USD", help="Refuse (exit 1) when the estimate is above this."),
         click.option("--retry-failed", is_flag=True,
                      help="Send again the parts left out because their unchanged content failed before "
                           "(an invalid answer, a request the API rejected)."),
@@ -192,8 +207,28 @@ def collect_command(repo_dir: Path, state_path: Path | None, **kw: Any) -> int:
 @_waiting
 @_reporting
 def cancel_command(repo_dir: Path, state_path: Path | None, **kw: Any) -> int:
-    """Cancel the unfinished run: nothing more is sent, open batches are canceled."""
-    return _finish(runner.cancel(_settings(repo_dir, state_path, **kw), _progress()))
+    """Cancel the unfinished run: nothing more is sent, open batches are canceled.
+
+    With no unfinished run there is nothing to do, and that is not an error (exit
+    0): a cleanup step may run `cancel` after a run that already ended.
+    """
+    path = _state_path(repo_dir, state_path)
+    if not _has_unfinished_run(path):
+        click.echo(f"nothing to cancel: no unfinished audit run in {path}")
+        return EXIT_OK
+    try:
+        return _finish(runner.cancel(_settings(repo_dir, state_path, **kw), _progress()))
+    except UsageError:
+        if _has_unfinished_run(path):
+            raise
+        # It ended between the check and the cancel (another process finished it).
+        click.echo(f"nothing to cancel: no unfinished audit run in {path}")
+        return EXIT_OK
+
+
+def _has_unfinished_run(path: Path) -> bool:
+    line = runner.status(path)
+    return line is not None and line.run.status in ("active", "canceling")
 
 
 @audit.command("status")
