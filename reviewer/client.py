@@ -37,6 +37,7 @@ from .config import Config
 from .deadline import Deadline
 from .errors import ServiceError, UsageError
 from .models import Call, PassName, Usage
+from .tools import ToolResult
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
@@ -47,6 +48,30 @@ class CallFailed(Exception):
 
 class Stopped(CallFailed):
     """The run was stopped (its deadline passed, or a signal came) before this call answered."""
+
+
+@dataclass
+class ToolBudget:
+    """What the tools may still cost across one review: calls, and tokens of results sent back."""
+
+    calls: int
+    result_tokens: int
+
+    def take(self) -> bool:
+        if self.calls <= 0 or self.result_tokens <= 0:
+            return False
+        self.calls -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """The tools a call may use: their definitions (the same in every call), how to run one, the limits."""
+
+    definitions: tuple[dict[str, Any], ...]
+    run: Callable[[str, Any], ToolResult]
+    max_rounds: int
+    budget: ToolBudget
 
 
 class _StreamBroke(Exception):
@@ -241,7 +266,8 @@ class ModelClient:
         return await self._call(pass_name, subject, model, False, send)
 
     async def ask(self, *, pass_name: PassName, subject: str, model: str, prefix: Prefix,
-                  user: str, schema: dict[str, Any], began: asyncio.Event | None = None) -> dict[str, Any]:
+                  user: str, schema: dict[str, Any], began: asyncio.Event | None = None,
+                  tools: ToolUse | None = None) -> dict[str, Any]:
         """The model's answer to `user`, valid against the full `schema`.
 
         One repair call quotes the validation error; raises CallFailed when that
@@ -252,45 +278,90 @@ class ModelClient:
         over whatever happened, so no waiter hangs. A stream that breaks after
         its headers (the SDK retries nothing then, anthropic.md §5) is sent
         again once without streaming.
+
+        With `tools` the model may call them for up to `tools.max_rounds` turns
+        (and while the review's tool budget lasts); then it is asked to answer
+        with what it has (`tool_choice: none`: the 5.5 models refuse `any` and
+        `tool`, anthropic.md §10). Every turn is a billed call of this pass.
         """
         try:
-            return await self._ask(pass_name, subject, model, prefix, user, schema, began)
+            return await self._ask(pass_name, subject, model, prefix, user, schema, began, tools)
         finally:
             if began is not None:
                 began.set()
 
+    async def _send(self, pass_name: PassName, subject: str, model: str, repair: bool,
+                    began: asyncio.Event | None, params: dict[str, Any]) -> anthropic.types.Message:
+        if began is None or began.is_set():
+            return await self._create(pass_name, subject, model, repair, **params)
+        try:
+            return await self._stream(pass_name, subject, model, began, **params)
+        except _StreamBroke as exc:
+            began.set()
+            self.notes.append(f"the cache lead call's stream broke ({exc}); it was sent again unstreamed")
+            return await self._create(pass_name, subject, model, repair, **params)
+
     async def _ask(self, pass_name: PassName, subject: str, model: str, prefix: Prefix,
-                   user: str, schema: dict[str, Any], began: asyncio.Event | None) -> dict[str, Any]:
+                   user: str, schema: dict[str, Any], began: asyncio.Event | None,
+                   tools: ToolUse | None) -> dict[str, Any]:
         output_config = {"format": {"type": "json_schema", "schema": schemas.for_model(schema)}}
-        content = user
+        base: dict[str, Any] = dict(max_tokens=self.config.max_output_tokens, system=list(prefix.blocks),
+                                    output_config=output_config)
+        if tools is not None:
+            base["tools"] = list(tools.definitions)
+            # Automatic caching: each turn reads the conversation so far and writes its new end (§3).
+            base["cache_control"] = {"type": "ephemeral"}
+        messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
+        rounds = 0
         error = ""
         for attempt in range(2):
-            params: dict[str, Any] = dict(
-                max_tokens=self.config.max_output_tokens,
-                system=list(prefix.blocks),
-                messages=[{"role": "user", "content": content}],
-                output_config=output_config,
-            )
-            if began is not None and attempt == 0:
-                try:
-                    message = await self._stream(pass_name, subject, model, began, **params)
-                except _StreamBroke as exc:
-                    began.set()
-                    self.notes.append(f"the cache lead call's stream broke ({exc}); it was sent again unstreamed")
-                    message = await self._create(pass_name, subject, model, False, **params)
-            else:
-                message = await self._create(pass_name, subject, model, attempt > 0, **params)
+            while True:
+                params = dict(base, messages=list(messages))
+                done_with_tools = tools is None or rounds >= tools.max_rounds or attempt > 0
+                if tools is not None and done_with_tools:
+                    params["tool_choice"] = {"type": "none"}
+                message = await self._send(pass_name, subject, model, attempt > 0, began, params)
+                if tools is None or done_with_tools or message.stop_reason != "tool_use":
+                    break
+                rounds += 1
+                messages.append({"role": "assistant", "content": _blocks(message)})
+                messages.append({"role": "user", "content": await self._run_tools(message, tools)})
             text = _text(message)
             answer, error = check_answer(message, schema, text)
             if answer is not None:
                 return answer
             if message.stop_reason == "refusal":
                 break  # a refusal is not a formatting slip: asking again would not help
-            content = user + prompts.render(
-                "repair", error=error, answer=text[:4000],
-                boundary=prompts.boundary(text),
-            )
+            repair = prompts.render("repair", error=error, answer=text[:4000], boundary=prompts.boundary(text))
+            if tools is None:
+                messages = [{"role": "user", "content": user + repair}]
+            else:
+                # Keep what the tools found: the repair goes on in the same conversation.
+                messages += [{"role": "assistant", "content": _blocks(message) or [{"type": "text", "text": "(no answer)"}]},
+                             {"role": "user", "content": repair.strip()}]
         raise CallFailed(error)
+
+    async def _run_tools(self, message: anthropic.types.Message, tools: ToolUse) -> list[dict[str, Any]]:
+        """One `tool_result` per `tool_use` of `message`, in order (§10: all in the next user message)."""
+        results = []
+        for block in message.content:
+            if block.type != "tool_use":
+                continue
+            if tools.budget.take():
+                result = await asyncio.to_thread(tools.run, block.name, block.input)
+                tools.budget.result_tokens -= pricing.estimate_tokens(result.text)
+            else:
+                result = ToolResult("the tool budget of this review is spent: answer with what you have", True)
+            entry: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.id, "content": result.text}
+            if result.is_error:
+                entry["is_error"] = True
+            results.append(entry)
+        return results
+
+
+def _blocks(message: anthropic.types.Message) -> list[dict[str, Any]]:
+    """The assistant turn as returned, to send back unchanged (thinking blocks included, §10)."""
+    return [block.model_dump(mode="json", exclude_none=True) for block in message.content]
 
 
 def api_message(exc: anthropic.APIStatusError) -> str:

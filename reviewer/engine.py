@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from . import findings as findings_mod
-from . import pricing, schemas
-from .client import CallFailed, ModelClient, Prefix, Stopped
+from . import pricing, prompts, schemas
+from .client import CallFailed, ModelClient, Prefix, Stopped, ToolBudget, ToolUse
 from .config import Config
 from .deadline import Deadline
 from .errors import ServiceError
@@ -46,6 +46,8 @@ from .models import (Diff, Failed, Finding, Incomplete, Plan, PlannedCall, Prior
 from .passes import aggregate, cross_file, per_file
 from .progress import Progress
 from .redact import redact
+from .repo_view import RepoView
+from .tools import DEFINITIONS, ToolBox
 
 # Output is unknown before the call; this is a typical answer with a few findings.
 ESTIMATED_OUTPUT_TOKENS = 800
@@ -77,6 +79,9 @@ class _Setup:
     lead: bool
     """The first per-file call goes alone; the others start once its response began."""
     notes: list[str] = field(default_factory=list)
+    tools: ToolUse | None = None
+    tools_note: str = ""
+    """Appended to the per-file and cross-file user messages when the tools are on."""
 
 
 def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None = None) -> _Setup:
@@ -89,9 +94,27 @@ def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None
     return _Setup(tasks, prefix, cache_ok, lead, notes)
 
 
-def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None) -> Plan:
+ESTIMATED_TOOL_ROUNDS = 2
+"""Tool turns a per-file or cross-file call is assumed to take in an estimate."""
+ESTIMATED_TOOL_RESULT_TOKENS = 1_500
+"""Tokens of tool results a tool turn is assumed to add to its conversation."""
+
+
+def tools_for(config: Config, view: RepoView | None) -> str | None:
+    """Why the repository tools are off for this review, or None when they are on."""
+    if not config.tools:
+        return "repository tools are off (tools = false)"
+    if view is None:
+        return "repository tools are off: no repository at the head commit (e.g. --diff, or --pr without a clone that has the head commit)"
+    return None
+
+
+def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None,
+         view: RepoView | None = None) -> Plan:
     """What `review` would send and roughly what it would cost; makes no request."""
     s = _setup(diff, config, prior, only)
+    off = tools_for(config, view)
+    rounds = 0 if off else min(ESTIMATED_TOOL_ROUNDS, config.max_tool_rounds)
     schema_tokens = pricing.estimate_tokens(json.dumps(schemas.findings_model_schema()))
     agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
     p = s.prefix.tokens
@@ -101,8 +124,12 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     written: set[str] = set()
     notes = list(s.notes)
 
-    def add(pass_name: str, subject: str, model: str, user_tokens: int, out: int, cached: bool, extra: int) -> None:
+    def add(pass_name: str, subject: str, model: str, user_tokens: int, out: int, cached: bool, extra: int,
+            tool_rounds: int = 0) -> None:
         nonlocal usage, cost
+        # Each tool turn sends the conversation again, grown by the turn's results.
+        user_tokens += sum(user_tokens + r * ESTIMATED_TOOL_RESULT_TOKENS for r in range(1, tool_rounds + 1))
+        out += tool_rounds * 150
         if cached and s.cache_ok:
             read = model in written
             written.add(model)
@@ -124,13 +151,19 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
         return Plan((), diff.skipped, (), Usage(), 0.0, tuple(notes))
     per_file_model = config.model_for("per_file")
     # No pre-warm call: the first per-file call writes the prefix, the others read it.
+    if off and config.tools:
+        notes.append(off)
+    elif not off:
+        notes.append(f"the estimate assumes {rounds} tool turn(s) per per-file and cross-file call, each adding "
+                     f"~{ESTIMATED_TOOL_RESULT_TOKENS:,} tokens of results (up to {config.max_tool_rounds} are allowed)")
     for t in s.tasks:
-        add("per_file", t.subject, per_file_model, pricing.estimate_tokens(t.user), ESTIMATED_OUTPUT_TOKENS, True, schema_tokens)
+        add("per_file", t.subject, per_file_model, pricing.estimate_tokens(t.user), ESTIMATED_OUTPUT_TOKENS, True,
+            schema_tokens, rounds)
     guessed = len(diff.files) * ESTIMATED_FINDINGS_PER_FILE
     cross_user, _ = cross_file.user_message(diff, [], config, prior.findings)
     add("cross_file", "cross_file", config.model_for("cross_file"),
         pricing.estimate_tokens(cross_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
-        ESTIMATED_OUTPUT_TOKENS, True, schema_tokens)
+        ESTIMATED_OUTPUT_TOKENS, True, schema_tokens, rounds)
     agg_user = aggregate.user_message([], prior.findings)
     add("aggregate", "aggregate", config.model_for("aggregate"),
         pricing.estimate_tokens(agg_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
@@ -155,7 +188,8 @@ def over_budget(plan: Plan, max_cost: float | None) -> str | None:
 
 
 def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozenset[str] | None = None,
-           progress: Progress | None = None, stop_signals: Sequence[int] = ()) -> ReviewResult:
+           progress: Progress | None = None, stop_signals: Sequence[int] = (),
+           view: RepoView | None = None) -> ReviewResult:
     """Run the three passes over `diff`.
 
     `only` limits the per-file pass to those paths (a re-review reads only files
@@ -172,13 +206,24 @@ def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozense
     previous ones restored), the calls in flight are cancelled and the result
     holds what was done, with `incomplete` set. Raises ServiceError when the
     deadline passed before anything was produced; a signal never raises.
+
+    With `view` (the repository at the head commit) and `config.tools`, the
+    per-file and cross-file calls may read it through `reviewer.tools`.
     """
-    return asyncio.run(_review(diff, config, prior, only, progress or Progress(), tuple(stop_signals)))
+    return asyncio.run(_review(diff, config, prior, only, progress or Progress(), tuple(stop_signals), view))
 
 
 async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None,
-                  progress: Progress, stop_signals: tuple[int, ...]) -> ReviewResult:
+                  progress: Progress, stop_signals: tuple[int, ...], view: RepoView | None) -> ReviewResult:
     s = _setup(diff, config, prior, only)
+    off = tools_for(config, view)
+    if off and config.tools:
+        s.notes.append(off)  # wanted but impossible: say so once (tools = false needs no note)
+    elif not off and view is not None:
+        box = ToolBox(view)
+        s.tools = ToolUse(DEFINITIONS, box.run, config.max_tool_rounds,
+                          ToolBudget(config.max_tool_calls, config.max_tool_result_tokens))
+        s.tools_note = prompts.render("tools", rounds=config.max_tool_rounds)
     if not s.tasks and (only is None or not diff.files):
         return ReviewResult((), (), diff.skipped, (), (), tuple(s.notes))
     deadline = Deadline(config.timeout)
@@ -227,7 +272,8 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         try:
             return await client.ask(
                 pass_name="per_file", subject=task.subject, model=config.model_for("per_file"),
-                prefix=s.prefix, user=task.user, schema=answer_schema, began=began if lead else None,
+                prefix=s.prefix, user=task.user + s.tools_note, schema=answer_schema, began=began if lead else None,
+                tools=s.tools,
             )
         finally:
             progress.advance()
@@ -262,7 +308,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         try:
             answer = await client.ask(
                 pass_name="cross_file", subject="cross_file", model=config.model_for("cross_file"),
-                prefix=s.prefix, user=cross_user, schema=answer_schema,
+                prefix=s.prefix, user=cross_user + s.tools_note, schema=answer_schema, tools=s.tools,
             )
             found.extend(ledger.take(answer["findings"], diff, "cross_file", config.max_findings_per_file, "cross-file pass"))
             cross_ok = True

@@ -107,7 +107,7 @@ def test_per_file_calls_after_the_first_read_the_prefix_it_wrote(anthropic_emu) 
     anthropic_emu.latency = 0.4
     anthropic_emu.prefill_factor = 0.25  # the response begins 0.1 s in, ends at 0.4 s
     n = 5
-    result = engine.review(diff.parse(_files_diff(n)), Config())
+    result = engine.review(diff.parse(_files_diff(n)), Config(tools=False))  # no repository: the tools are off (and would say so)
     assert len(result.reviewed) == n and not result.failed and not result.notes
 
     # Every request was accepted: no 400 for a pre-warm the API refuses (anthropic.md §3a).
