@@ -114,18 +114,22 @@ def review(diff_path: str | None, base: str | None, head: str, pr_number: int | 
     cfg = _load_config(config_path, repo_dir, model=model, max_concurrency=max_concurrency, fail_on=fail_on,
                        timeout=timeout, max_cost=max_cost)
     if pr_number or from_event:
-        return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run, force)
+        return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run, force, repo_dir)
     src = source_mod.from_path(diff_path) if diff_path else source_mod.from_git(repo_dir, base or "", head)
-    parsed = _parse(src, cfg)
-    plan = engine.plan(parsed, cfg) if dry_run or cfg.max_cost is not None else None
-    refusal = engine.over_budget(plan, cfg.max_cost) if plan is not None else None
-    if dry_run or refusal:
-        assert plan is not None
-        _emit_plan(plan, fmt, output)
-        return _refused(refusal) if refusal else EXIT_OK
-    if parsed.files:
-        require_credentials()
-    result = engine.review(parsed, cfg, progress=_progress(), stop_signals=STOP_SIGNALS)
+    try:
+        parsed = _parse(src, cfg)
+        plan = engine.plan(parsed, cfg, view=src.view) if dry_run or cfg.max_cost is not None else None
+        refusal = engine.over_budget(plan, cfg.max_cost) if plan is not None else None
+        if dry_run or refusal:
+            assert plan is not None
+            _emit_plan(plan, fmt, output)
+            return _refused(refusal) if refusal else EXIT_OK
+        if parsed.files:
+            require_credentials()
+        result = engine.review(parsed, cfg, progress=_progress(), stop_signals=STOP_SIGNALS, view=src.view)
+    finally:
+        if src.view is not None:
+            src.view.close()
     _emit_result(result, fmt, output)
     return _exit_code(result, result.findings, cfg)
 
@@ -177,7 +181,8 @@ def _emit_result(result: ReviewResult, fmt: str, output: Path | None) -> None:
 
 
 def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: str | None, post: bool,
-                         from_event: bool, fmt: str, output: Path | None, dry_run: bool, force: bool) -> int:
+                         from_event: bool, fmt: str, output: Path | None, dry_run: bool, force: bool,
+                         repo_dir: Path | None = None) -> int:
     if from_event:
         repo_name, number = source_mod.pull_request_from_event(repository=repo_name)
     if repo_name and repo_name.count("/") != 1:
@@ -188,7 +193,7 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
     assert number is not None
     done = pull_request.run(cfg, repo_name, number, post=post, dry_run=dry_run, skip_drafts=from_event,
                             progress=_progress(), require_credentials=require_credentials, force=force,
-                            stop_signals=STOP_SIGNALS)
+                            stop_signals=STOP_SIGNALS, repo_dir=repo_dir)
     if done.skipped:
         click.echo(actions.notice(done.skipped) if "draft" in done.skipped else f"reviewer: {done.skipped}", err=True)
         return EXIT_OK

@@ -100,20 +100,20 @@ ESTIMATED_TOOL_RESULT_TOKENS = 1_500
 """Tokens of tool results a tool turn is assumed to add to its conversation."""
 
 
-def tools_for(config: Config, view: RepoView | None) -> str | None:
+def tools_for(config: Config, view: RepoView | None, why_no_view: str | None = None) -> str | None:
     """Why the repository tools are off for this review, or None when they are on."""
     if not config.tools:
         return "repository tools are off (tools = false)"
     if view is None:
-        return "repository tools are off: no repository at the head commit (e.g. --diff, or --pr without a clone that has the head commit)"
+        return why_no_view or "repository tools are off: there is no repository at the head commit (a diff file)"
     return None
 
 
 def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str] | None = None,
-         view: RepoView | None = None) -> Plan:
+         view: RepoView | None = None, why_no_view: str | None = None) -> Plan:
     """What `review` would send and roughly what it would cost; makes no request."""
     s = _setup(diff, config, prior, only)
-    off = tools_for(config, view)
+    off = tools_for(config, view, why_no_view)
     rounds = 0 if off else min(ESTIMATED_TOOL_ROUNDS, config.max_tool_rounds)
     schema_tokens = pricing.estimate_tokens(json.dumps(schemas.findings_model_schema()))
     agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
@@ -127,15 +127,19 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     def add(pass_name: str, subject: str, model: str, user_tokens: int, out: int, cached: bool, extra: int,
             tool_rounds: int = 0) -> None:
         nonlocal usage, cost
-        # Each tool turn sends the conversation again, grown by the turn's results.
-        user_tokens += sum(user_tokens + r * ESTIMATED_TOOL_RESULT_TOKENS for r in range(1, tool_rounds + 1))
-        out += tool_rounds * 150
         if cached and s.cache_ok:
             read = model in written
             written.add(model)
             u = Usage(user_tokens + extra, out, 0 if read else p, p if read else 0)
         else:
             u = Usage(user_tokens + extra + p, out)
+        if tool_rounds:
+            # Each tool turn sends the conversation again: the prefix and the turns so far
+            # are read from the cache (automatic caching), the turn's results are written.
+            results = ESTIMATED_TOOL_RESULT_TOKENS
+            reads = sum(p + user_tokens + extra + (r - 1) * results for r in range(1, tool_rounds + 1))
+            u = u + Usage(0, tool_rounds * 150, tool_rounds * results, reads)
+            out += tool_rounds * 150
         calls.append(PlannedCall(pass_name, subject, model, u.total_input, out, p if cached else 0))  # type: ignore[arg-type]
         usage = usage + u
         c = pricing.cost(model, u)
@@ -189,7 +193,7 @@ def over_budget(plan: Plan, max_cost: float | None) -> str | None:
 
 def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozenset[str] | None = None,
            progress: Progress | None = None, stop_signals: Sequence[int] = (),
-           view: RepoView | None = None) -> ReviewResult:
+           view: RepoView | None = None, why_no_view: str | None = None) -> ReviewResult:
     """Run the three passes over `diff`.
 
     `only` limits the per-file pass to those paths (a re-review reads only files
@@ -208,15 +212,18 @@ def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozense
     deadline passed before anything was produced; a signal never raises.
 
     With `view` (the repository at the head commit) and `config.tools`, the
-    per-file and cross-file calls may read it through `reviewer.tools`.
+    per-file and cross-file calls may read it through `reviewer.tools`;
+    without it the result says once why the tools are off (`why_no_view`).
     """
-    return asyncio.run(_review(diff, config, prior, only, progress or Progress(), tuple(stop_signals), view))
+    return asyncio.run(_review(diff, config, prior, only, progress or Progress(), tuple(stop_signals), view,
+                               why_no_view))
 
 
 async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None,
-                  progress: Progress, stop_signals: tuple[int, ...], view: RepoView | None) -> ReviewResult:
+                  progress: Progress, stop_signals: tuple[int, ...], view: RepoView | None,
+                  why_no_view: str | None) -> ReviewResult:
     s = _setup(diff, config, prior, only)
-    off = tools_for(config, view)
+    off = tools_for(config, view, why_no_view)
     if off and config.tools:
         s.notes.append(off)  # wanted but impossible: say so once (tools = false needs no note)
     elif not off and view is not None:

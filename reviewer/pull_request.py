@@ -19,15 +19,17 @@ Order of the flow (and of the requests it makes):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from . import diff as diff_mod
 from . import engine, source
 from .config import Config
 from .errors import UsageError
-from .models import Diff, Plan, ReviewResult, Skipped
+from .models import Diff, Plan, PriorFinding, ReviewResult, Skipped
 from .progress import Progress
 from .publish import github as github_pub
+from .repo_view import RepoView
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def parse(src: source.Source, config: Config, extra_skips: tuple[Skipped, ...] =
 def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_run: bool = False,
         skip_drafts: bool = False, progress: Progress | None = None,
         require_credentials: Callable[[], None] | None = None, force: bool = False,
-        stop_signals: Sequence[int] = ()) -> PullRequestRun:
+        stop_signals: Sequence[int] = (), repo_dir: Path | None = None) -> PullRequestRun:
     """Review pull request `number` of `repo_name` (see the module docstring).
 
     `force` reviews every file again even when this head was already reviewed
@@ -70,6 +72,9 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
     sent: the result has `plan` and `refused`, and with `post` a short note
     on the pull request says why. A review stopped by one of `stop_signals`
     is returned unposted (the job is going away; the next run reviews again).
+    The repository tools read the head commit from the clone at `repo_dir`
+    when it has that commit (`source.head_view`); otherwise they are off and
+    the result says why.
 
     Raises UsageError for a missing or invisible pull request and ServiceError
     when GitHub or the model fails with nothing to show.
@@ -92,13 +97,29 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
     github_pub.relocate(prior, parsed, changed)
     shown = github_pub.shown_to_model(prior, pr.head_sha)
     earlier = engine.Prior(shown, pr.head_sha)
+    view, why_no_view = source.head_view(repo_dir, pr.head_sha) if config.tools else (None, None)
+    try:
+        return _review(gh, pr, config, parsed, prior, changed, shown, earlier, view, why_no_view, post=post,
+                       dry_run=dry_run, progress=progress, require_credentials=require_credentials,
+                       stop_signals=stop_signals)
+    finally:
+        if view is not None:
+            view.close()
+
+
+def _review(gh: Any, pr: source.PullRequest, config: Config, parsed: Diff, prior: github_pub.PriorState,
+            changed: frozenset[str] | None, shown: Sequence[PriorFinding], earlier: engine.Prior,
+            view: RepoView | None, why_no_view: str | None, *, post: bool, dry_run: bool,
+            progress: Progress | None, require_credentials: Callable[[], None] | None,
+            stop_signals: Sequence[int]) -> PullRequestRun:
+    repo_name, number = pr.repo, pr.number
     if dry_run:
-        return PullRequestRun(pr, plan=engine.plan(parsed, config, earlier, changed))
+        return PullRequestRun(pr, plan=engine.plan(parsed, config, earlier, changed, view, why_no_view))
     if changed is not None and not changed and prior.last_sha == pr.head_sha:
         return PullRequestRun(pr, skipped=f"{repo_name}#{number} at {pr.head_sha[:7]} was already reviewed; "
                                           "nothing to do (--force reviews it again)")
     if config.max_cost is not None:
-        estimate = engine.plan(parsed, config, earlier, changed)
+        estimate = engine.plan(parsed, config, earlier, changed, view, why_no_view)
         refusal = engine.over_budget(estimate, config.max_cost)
         if refusal:
             if post:
@@ -106,7 +127,8 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
             return PullRequestRun(pr, plan=estimate, refused=refusal, refusal_posted=post)
     if parsed.files and require_credentials is not None:
         require_credentials()
-    result = engine.review(parsed, config, prior=earlier, only=changed, progress=progress, stop_signals=stop_signals)
+    result = engine.review(parsed, config, prior=earlier, only=changed, progress=progress, stop_signals=stop_signals,
+                           view=view, why_no_view=why_no_view)
     result = replace(result, notes=result.notes + tuple(prior.notes))
     outcome = github_pub.decide(prior, result, parsed, changed, shown)
     posting = None

@@ -26,6 +26,8 @@ class Source:
     label: str
     data: bytes
     read_head: Callable[[Sequence[str]], Mapping[str, bytes | None]] | None = None
+    view: RepoView | None = None
+    """The repository at the head commit, for the review's tools; None when there is none (a diff file)."""
     close: Callable[[], None] = lambda: None
 
 
@@ -122,7 +124,7 @@ def from_git(repo_dir: Path, base: str, head: str = "HEAD") -> Source:
             raise UsageError(f"{exc}; {_SHALLOW_HINT}") from None
         raise
     view = RepoView(repo_dir, head_sha)
-    return Source(f"{base}...{head}", data, read_head=_head_reader(view), close=view.close)
+    return Source(f"{base}...{head}", data, read_head=_head_reader(view), close=view.close, view=view)
 
 
 # --- pull requests on GitHub -------------------------------------------------
@@ -159,6 +161,22 @@ def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
     if value < 0 or (positive and value == 0):
         raise UsageError(f"{name}={text[:40]!r}: expected {'more than' if positive else 'at least'} 0 seconds")
     return value
+
+
+def head_view(repo_dir: Path | None, head_sha: str) -> tuple[RepoView | None, str | None]:
+    """The local clone at a pull request's head commit, for the review's tools, or (None, why not).
+
+    In GitHub Actions the workflow checks out the base commit (for the
+    configuration) and fetches the head commit's objects without checking
+    them out (README: The Action); elsewhere `--repo-dir` names a clone.
+    """
+    if repo_dir is None:
+        return None, "repository tools are off: no local clone was given (--repo-dir)"
+    try:
+        return RepoView(repo_dir, head_sha), None
+    except UsageError:
+        return None, (f"repository tools are off: {repo_dir} has no commit {head_sha[:12]} (the pull request's head); "
+                      f"fetch it first, e.g. git fetch origin {head_sha}")
 
 
 def github_client(token: str | None = None, base_url: str | None = None) -> Any:
