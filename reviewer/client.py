@@ -23,21 +23,19 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-import anthropic
-
-try:  # the SDK's HTTP transport: httpx2 since anthropic 2.x, httpx before
-    import httpx2 as _transport
-except ImportError:  # pragma: no cover - older SDKs
-    import httpx as _transport  # type: ignore[no-redef,import-not-found]
-
-from . import pricing, prompts, schemas
+from . import lazy, pricing, prompts, schemas
 from .config import Config
 from .deadline import Deadline
 from .errors import ServiceError, UsageError
 from .models import Call, PassName, Usage
 from .tools import ToolResult
+
+if TYPE_CHECKING:
+    import anthropic
+else:
+    anthropic = lazy.module("anthropic")  # imported at first use: start-up stays fast
 
 KEY_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
@@ -133,16 +131,19 @@ def _text(message: anthropic.types.Message) -> str:
     return ""
 
 
-# Errors no other call can avoid either: stop the whole review at once.
-# A response body (a results stream) broken after its headers arrived: the SDK
-# raises its transport's own error then, not an APIConnectionError.
-STREAM_ERRORS = (_transport.HTTPError, anthropic.APIConnectionError)
+def stream_errors() -> tuple[type[BaseException], ...]:
+    """A response body (a results stream) broken after its headers arrived: the SDK
+    raises its transport's own error then, not an APIConnectionError."""
+    try:  # the SDK's HTTP transport: httpx2 since anthropic 2.x, httpx before
+        import httpx2 as transport
+    except ImportError:  # pragma: no cover - older SDKs
+        import httpx as transport  # type: ignore[no-redef,import-not-found]
+    return (transport.HTTPError, anthropic.APIConnectionError)
 
-FATAL = (
-    anthropic.AuthenticationError,
-    anthropic.PermissionDeniedError,
-    anthropic.NotFoundError,
-)
+
+def fatal_errors() -> tuple[type[BaseException], ...]:
+    """Errors no other call can avoid either: stop the whole review at once."""
+    return (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.NotFoundError)
 
 
 def refused(exc: anthropic.APIStatusError, what: str = "the request") -> ServiceError:
@@ -223,7 +224,7 @@ class ModelClient:
                 # Sent and never answered: the API may bill it, so it is listed, as failed.
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
                 raise
-            except FATAL as exc:
+            except fatal_errors() as exc:
                 raise refused(exc) from exc
             except anthropic.APIStatusError as exc:
                 self._record(pass_name, subject, model, Usage(), False, repair, time.monotonic() - started)
@@ -259,7 +260,7 @@ class ModelClient:
                         pass
                     began.set()
                     return await stream.get_final_message()
-                except (anthropic.APIStatusError, StopAsyncIteration, *STREAM_ERRORS) as exc:
+                except (anthropic.APIStatusError, StopAsyncIteration, *stream_errors()) as exc:
                     what = api_message(exc) if isinstance(exc, anthropic.APIStatusError) else type(exc).__name__
                     raise _StreamBroke(what) from exc
 

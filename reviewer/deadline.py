@@ -16,7 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-import anthropic
+from typing import TYPE_CHECKING
+
+from . import lazy
+
+if TYPE_CHECKING:
+    import anthropic
+else:
+    anthropic = lazy.module("anthropic")  # imported at first use: start-up stays fast
 
 T = TypeVar("T")
 

@@ -115,8 +115,10 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     s = _setup(diff, config, prior, only)
     off = tools_for(config, view, why_no_view)
     rounds = 0 if off else min(ESTIMATED_TOOL_ROUNDS, config.max_tool_rounds)
-    schema_tokens = pricing.estimate_tokens(json.dumps(schemas.findings_model_schema()))
-    agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.for_model(schemas.aggregate_answer_schema())))
+    # The schemas as written, not as transformed for the model (`schemas.for_model`): about the
+    # same size, and a dry run then never imports the SDK, which takes a second or more.
+    schema_tokens = pricing.estimate_tokens(json.dumps(schemas.findings_answer_schema()))
+    agg_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.aggregate_answer_schema()))
     p = s.prefix.tokens
     calls: list[PlannedCall] = []
     usage = Usage()

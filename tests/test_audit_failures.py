@@ -163,11 +163,13 @@ def test_the_content_key_covers_the_text_its_first_line_the_prompt_the_model_the
     assert plan_mod.Context.build(Config(), model="claude-opus-5-5").digest != base.digest
     assert plan_mod.Context.build(Config(guidelines="Prefer pathlib.")).digest != base.digest
     assert plan_mod.Context.build(Config(max_output_tokens=base.max_tokens + 1)).digest != base.digest
-    # The prompt version and both schemas (as sent, and as the answer is checked) are hashed in.
+    # The prompt version, the schema an answer is checked against and the SDK that transforms it
+    # into the schema sent are hashed in.
     parts = dict(version=base.prompt_version, model=base.model, blocks=list(base.prefix.blocks),
-                 sent_schema=base.schema, checked_schema=schemas.findings_answer_schema(), max_tokens=base.max_tokens)
+                 transform=plan_mod.sdk_version(), checked_schema=schemas.findings_answer_schema(),
+                 max_tokens=base.max_tokens)
     assert plan_mod.context_digest(**parts) == base.digest
-    for name, other in (("version", "0000000"), ("sent_schema", {}), ("checked_schema", {"type": "object"})):
+    for name, other in (("version", "0000000"), ("transform", "0.0.1"), ("checked_schema", {"type": "object"})):
         assert plan_mod.context_digest(**{**parts, name: other}) != base.digest
     key = plan_mod.chunk_key(base.digest, 1, b"x = 1")
     assert key != plan_mod.chunk_key(base.digest, 2, b"x = 1") != plan_mod.chunk_key(base.digest, 1, b"x = 2")

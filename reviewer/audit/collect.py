@@ -38,11 +38,18 @@ import json
 import re
 from typing import Any
 
-import anthropic
+from typing import TYPE_CHECKING
+
+from .. import lazy
+
+if TYPE_CHECKING:
+    import anthropic
+else:
+    anthropic = lazy.module("anthropic")  # imported at first use: start-up stays fast
 
 from .. import findings as findings_mod
 from .. import pricing, schemas
-from ..client import FATAL, STREAM_ERRORS, check_answer, refused, usage_of
+from ..client import check_answer, fatal_errors, refused, stream_errors, usage_of
 from ..deadline import Deadline, DeadlineReached
 from ..errors import ServiceError
 from ..models import Finding
@@ -190,7 +197,7 @@ def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
         except anthropic.NotFoundError:
             _lost(store, run, b.id, f"batch {b.api_id} is no longer known to the API")
             continue
-        except FATAL as exc:
+        except fatal_errors() as exc:
             raise refused(exc, f"to read batch {b.api_id}") from exc
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ServiceError(f"cannot read batch {b.api_id}: {exc}") from exc
@@ -245,7 +252,7 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
         progress.stop()
         _lost(store, run, b.id, f"the results of batch {b.api_id} are no longer available")
         return 0
-    except FATAL as exc:
+    except fatal_errors() as exc:
         progress.stop()
         raise refused(exc, f"the results of {b.api_id}") from exc
     except (anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.AnthropicError) as exc:
@@ -274,7 +281,7 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
                 if deadline.expired():
                     store.db.execute("COMMIT")
                     raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}")
-        except (*STREAM_ERRORS, json.JSONDecodeError) as exc:
+        except (*stream_errors(), json.JSONDecodeError) as exc:
             store.db.execute("COMMIT")
             if deadline.expired():
                 raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}") from exc

@@ -160,32 +160,47 @@ class Context:
 
     model: str
     prefix: Prefix
-    schema: dict
     max_tokens: int
     prompt_version: str
     digest: str
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The schema as sent: built from `schemas` by the SDK, so only when requests are built."""
+        return schemas.findings_model_schema()
 
     @classmethod
     def build(cls, config: Config, model: str | None = None) -> Context:
         model = model or config.model_for("audit")
         prefix = Prefix.build(config.guidelines)
-        schema = schemas.findings_model_schema()
         version = prompts.version()
-        digest = context_digest(version=version, model=model, blocks=list(prefix.blocks), sent_schema=schema,
+        digest = context_digest(version=version, model=model, blocks=list(prefix.blocks), transform=sdk_version(),
                                 checked_schema=schemas.findings_answer_schema(), max_tokens=config.max_output_tokens)
-        return cls(model, prefix, schema, config.max_output_tokens, version, digest)
+        return cls(model, prefix, config.max_output_tokens, version, digest)
 
 
-def context_digest(*, version: str, model: str, blocks: list[dict[str, Any]], sent_schema: dict[str, Any],
+def sdk_version() -> str:
+    """The anthropic SDK's version, read from its metadata without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("anthropic")
+    except PackageNotFoundError:  # pragma: no cover - the SDK is a dependency
+        return "unknown"
+
+
+def context_digest(*, version: str, model: str, blocks: list[dict[str, Any]], transform: str,
                    checked_schema: dict[str, Any], max_tokens: int) -> str:
     """The part of every content key that is not the part itself.
 
-    The schema an answer is checked against is hashed besides the one sent:
-    structured output drops some of its keywords, and a remembered quarantine
-    must not outlive a change to what counts as valid.
+    The schema sent is the SDK's transform (`transform`: its version) of the
+    one an answer is checked against (`checked_schema`), so both are covered
+    without importing the SDK to plan: structured output drops some keywords,
+    and a remembered quarantine must not outlive a change to what counts as
+    valid or to what is sent.
     """
     return hashlib.sha256(json.dumps(
-        [version, model, blocks, sent_schema, checked_schema, max_tokens], sort_keys=True
+        [version, model, blocks, transform, checked_schema, max_tokens], sort_keys=True
     ).encode()).hexdigest()[:16]
 
 
@@ -486,7 +501,7 @@ def estimate_cost(context: Context, config: Config, user_tokens: Sequence[int], 
     it reaches the model's minimum: one write, then reads; a batch is assumed
     to write it once more (its requests run in parallel).
     """
-    fixed = context.prefix.tokens + pricing.estimate_tokens(json.dumps(context.schema))
+    fixed = context.prefix.tokens + pricing.estimate_tokens(json.dumps(schemas.findings_answer_schema()))
     cached = fixed >= config.cache_min_tokens
     n_canary = min(canary, len(user_tokens))
     rest = len(user_tokens) - n_canary

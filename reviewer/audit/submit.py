@@ -38,10 +38,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import anthropic
+from typing import TYPE_CHECKING
+
+from .. import lazy
+
+if TYPE_CHECKING:
+    import anthropic
+else:
+    anthropic = lazy.module("anthropic")  # imported at first use: start-up stays fast
 
 from .. import schemas
-from ..client import FATAL, api_message, refused
+from ..client import api_message, fatal_errors, refused
 from ..config import Config
 from ..deadline import Deadline
 from ..errors import ServiceError
@@ -299,7 +306,7 @@ def _find(store: Store, sdk: anthropic.Anthropic, intent: Batch, deadline: Deadl
             c = listed.request_counts
             if c.processing + c.succeeded + c.errored + c.canceled + c.expired == intent.request_count:
                 best = listed  # the oldest match is the one closest after the intent
-    except FATAL as exc:
+    except fatal_errors() as exc:
         raise refused(exc, "to list batches") from exc
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         raise ServiceError(f"cannot list batches to reconcile the state: {exc}") from exc
@@ -317,7 +324,7 @@ def cancel(store: Store, run: Run, sdk: anthropic.Anthropic, limits: Limits, pro
     for b in store.batches(run.id, ("in_progress",)):
         try:
             live = sdk.messages.batches.cancel(b.api_id or "")
-        except FATAL as exc:
+        except fatal_errors() as exc:
             raise refused(exc, f"to cancel {b.api_id}") from exc
         except anthropic.APIStatusError as exc:
             raise ServiceError(f"cannot cancel batch {b.api_id} ({exc.status_code}): {api_message(exc)}") from exc
