@@ -45,16 +45,8 @@ def _progress() -> Progress:
     return progress_mod.for_stderr("reviewer")
 
 
-class FiniteFloatRange(click.FloatRange):
-    """click.FloatRange that also refuses nan and inf (`config.finite_number`): every
-    comparison with NaN is false, so `--max-cost nan` would switch the gate off."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            config_mod.finite_number(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        return super().convert(value, param, ctx)
+# One click type for every number flag: refuses nan and inf (issue 11, item 8).
+FiniteFloatRange = audit_cli.FiniteFloatRange
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

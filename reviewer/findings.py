@@ -92,9 +92,12 @@ def _build(raw: Mapping[str, Any], path: str, side: Side, line: int | None, end:
 
 def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
     """Place one model finding on the diff; see the module docstring for the rules."""
-    path = normalize_path(str(raw.get("file", "")))
+    reported = str(raw.get("file", ""))
+    # The name as given first: a real file may be called `a\\b.py` or `b/x.py`.
+    file = diff.get(reported.strip())
+    path = file.path if file is not None else normalize_path(reported)
     issue = str(raw.get("issue", "")).strip()
-    file = diff.get(path)
+    file = file or diff.get(path)
     if file is None:
         return Anchored(None, f"rejected a finding on '{path[:200]}', which is not a reviewed file of this diff: {issue[:200]}",
                         rejected=path)

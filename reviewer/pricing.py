@@ -1,7 +1,7 @@
 """Prices per model and the cost of a call's usage.
 
 Source: https://platform.claude.com/docs/en/about-claude/pricing and the model
-overview pages, as recorded in shared/specs/anthropic.md §8, read 2026-11-01.
+overview pages, read 2026-11-01.
 USD per million tokens. Cache writes use the 5-minute rate (the only TTL reviewer
 asks for). The Message Batches API bills 50% of every figure.
 """

@@ -127,3 +127,9 @@ def test_similar_issue_texts_are_the_readme_examples(a: str, b: str, same: bool)
     from reviewer import identity
 
     assert identity.similar(a, b) is same
+
+
+def test_a_finding_on_a_file_whose_name_holds_a_backslash_is_placed() -> None:
+    d = diff.parse("--- a/back\\slash.py\n+++ b/back\\slash.py\n@@ -1 +1,2 @@\n x = 1\n+y = 2\n")
+    placed = findings.anchor({"file": "back\\slash.py", "line": 2, "severity": "info", "issue": "y"}, d, "per_file")
+    assert placed.finding is not None and placed.finding.file == "back\\slash.py" and placed.finding.line == 2

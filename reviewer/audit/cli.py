@@ -83,9 +83,9 @@ def _waiting(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--wait", is_flag=True, help="Poll until the run completes (or --timeout)."),
         click.option("--timeout", type=FiniteFloatRange(0), metavar="SECONDS",
                      help="Deadline of the whole command (canary, submitting, waiting, collecting); implies --wait."),
-        click.option("--poll-seconds", type=click.FloatRange(0.01), default=10.0, show_default=True,
+        click.option("--poll-seconds", type=FiniteFloatRange(0.01), default=10.0, show_default=True,
                      envvar="REVIEWER_AUDIT_POLL_SECONDS", help="First polling interval; it grows by half each idle poll up to 120 s."),
-        click.option("--settle-seconds", type=click.FloatRange(0), default=15.0, show_default=True,
+        click.option("--settle-seconds", type=FiniteFloatRange(0), default=15.0, show_default=True,
                      envvar="REVIEWER_AUDIT_SETTLE_SECONDS", hidden=True,
                      help="How long an interrupted batch creation may take to appear in the API's list."),
         click.option("--max-batch-requests", type=click.IntRange(1, plan_mod.MAX_BATCH_REQUESTS),
@@ -106,7 +106,7 @@ def _reporting(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Reports to write: audit.json, audit.md, audit.sarif [default: all three]."),
         click.option("--webhook-url", envvar="REVIEWER_WEBHOOK_URL", metavar="URL",
                      help="POST a signed summary here when a run completes (secret: REVIEWER_WEBHOOK_SECRET)."),
-        click.option("--webhook-backoff", type=click.FloatRange(0), default=1.0, hidden=True,
+        click.option("--webhook-backoff", type=FiniteFloatRange(0), default=1.0, hidden=True,
                      envvar="REVIEWER_AUDIT_WEBHOOK_BACKOFF"),
     ]):
         fn = decorator(fn)
