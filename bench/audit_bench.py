@@ -16,9 +16,16 @@
    and prints its peak RSS, for N = 10,000 and 100,000.
    Target: under 250 MB and flat as N grows.
 
+4. context (`--context REPO`, alone): the definitions blocks (issue 12, item 7)
+   over a real repository at HEAD (a temp clone, so only committed files):
+   the share of parts that get a block, the input tokens they add in all and
+   per part, the planning time, and the estimated cost with and without them
+   at batch prices, at the default `audit_context_tokens`.
+
 Each measurement runs in a child process, so the peak RSS is that phase's alone.
 
     python bench/audit_bench.py [--files 10000] [--results 10000 100000]
+    python bench/audit_bench.py --context .      # this repository's own tree at HEAD
 """
 
 from __future__ import annotations
@@ -173,6 +180,47 @@ def child_collect(state: str, run_id: int, batch_id: int) -> None:
                       "counts": counts}))
 
 
+def context_cost(repo: str) -> None:
+    """Plan a temp clone of `repo` at HEAD with and without definitions blocks; print what they add."""
+    from reviewer import pricing
+    from reviewer.audit import plan
+    from reviewer.config import Config
+    from reviewer.models import Usage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(Path(repo).resolve()), str(clone)], check=True)
+        config = Config()
+        timed = {}
+        plans = {}
+        for budget in (0, config.audit_context_tokens):
+            started = time.perf_counter()
+            plans[budget] = plan.build(clone, Config(audit_context_tokens=budget), canary=0)
+            timed[budget] = time.perf_counter() - started
+        off, on = plans[0], plans[config.audit_context_tokens]
+        head = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    py = [c for c in on.chunks if c.path.endswith(".py")]
+    blocks = [plan.context_tokens(c.context) for c in on.chunks if c.context]
+    added = sum(blocks)
+    base_in = off.estimate.usage.input_tokens + off.estimate.usage.cache_read_input_tokens + \
+        off.estimate.usage.cache_creation_input_tokens
+    model = on.model
+    added_usd = pricing.cost(model, Usage(added, 0), batch=True)
+    print(f"context  {repo} at {head}: {len(on.files)} files, {len(on.chunks)} parts ({len(py)} of Python files); "
+          f"budget {config.audit_context_tokens:,} tokens, model {model}")
+    print(f"context  parts with a block: {len(blocks)} of {len(on.chunks)} ({len(blocks) / max(1, len(on.chunks)):.0%}; "
+          f"{len(blocks) / max(1, len(py)):.0%} of the Python parts)")
+    print(f"context  added input: {added:,} tokens in all; {added / max(1, len(blocks)):,.0f} per part with a block "
+          f"(max {max(blocks, default=0):,}), {added / max(1, len(on.chunks)):,.0f} per part overall; "
+          f"+{added / max(1, base_in):.1%} of the audit's input tokens ({base_in:,})")
+    print(f"context  estimated cost (canary 0, batch prices, {plan.ESTIMATED_OUTPUT_TOKENS} output tokens a part "
+          f"assumed): {pricing.usd(off.estimate.cost_usd)} without, {pricing.usd(on.estimate.cost_usd)} with "
+          f"(+{pricing.usd(added_usd)} for the blocks' input)")
+    print(f"context  planning time: {timed[0]:.2f} s without, {timed[config.audit_context_tokens]:.2f} s with "
+          "(every Python file parsed, imported modules parsed once)")
+
+
 def run_child(*args: str, env: dict | None = None) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -184,7 +232,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--results", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--context", metavar="REPO", help="only measure the definitions blocks over REPO at HEAD")
     args = parser.parse_args()
+    if args.context:
+        context_cost(args.context)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         size = make_repo(repo, args.files)

@@ -59,6 +59,8 @@ class Config:
     default_ignore: bool = True
     max_file_bytes: int = 500_000
     per_file_token_budget: int = 40_000
+    audit_context_tokens: int = 1_500
+    """Tokens of definitions from other files sent with each audited part of a Python file; 0: none."""
     cross_file_token_budget: int = 120_000
     max_output_tokens: int = 8_192
     context_lines: int = 20

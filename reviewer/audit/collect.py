@@ -138,16 +138,19 @@ def split(store: Store, run: Run, req: Request, why: str) -> None:
     children = []
     for start, text in parts:
         end = start + text.count("\n")
-        key = plan.chunk_key(run.context_digest, start, text.encode("utf-8", "surrogatepass"))
-        children.append((start, end, key, text, plan.part_tokens(req.path, len(text), end - start + 1)))
+        # A part keeps its whole's definitions block (the plan's `_expand` does the same).
+        key = plan.chunk_key(run.context_digest, start, text.encode("utf-8", "surrogatepass"), req.context)
+        children.append((start, end, key, text, plan.part_tokens(req.path, len(text), end - start + 1)
+                         + plan.context_tokens(req.context)))
     stamp = now()
     for start, end, key, text, tokens in children:
         cid = plan.custom_id(req.path, start, key)
         store.db.execute(
             "INSERT OR IGNORE INTO requests (run_id, base_id, custom_id, key, path, start_line, end_line, total_lines, "
-            "tokens, parent_id, state, text, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            "tokens, parent_id, state, text, context, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)",
             (run.id, cid, cid, key, req.path, start, end, req.total_lines, tokens, req.id,
-             pack(text), stamp))
+             pack(text), req.context_blob, stamp))
     # Every path holding the parent's text (fan-out copies too) now holds the parts.
     paths = [r[0] for r in store.db.execute(
         "SELECT path FROM run_chunks WHERE run_id = ? AND key = ? AND start_line = ?", (run.id, req.key, req.start_line))]
@@ -339,7 +342,7 @@ def finish(store: Store, run: Run, summary: dict[str, Any]) -> Run:
     status = "canceled" if run.status == "canceling" else "completed"
     with store.transaction() as db:
         store.set_run(run.id, status=status, finished_at=now(), summary_json=json.dumps(summary))
-        db.execute("UPDATE requests SET text = NULL WHERE run_id = ?", (run.id,))
+        db.execute("UPDATE requests SET text = NULL, context = NULL WHERE run_id = ?", (run.id,))
         if status == "completed":
             db.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM run_chunks WHERE run_id = ?)", (run.id,))
             db.execute("DELETE FROM failures WHERE key NOT IN (SELECT key FROM run_chunks WHERE run_id = ?)", (run.id,))

@@ -10,10 +10,14 @@ generated, excluded by a glob, empty, or over `max_file_bytes`.
 The others are cut into chunks: line ranges whose rendered prompt stays under
 the token budget, cut preferably where a top-level block starts.
 
-A chunk's *key* hashes its text, its first line and everything else the model
-is given or the answer is judged by (prompt templates, model, cached prefix
-with the guidelines, output schema as sent and as checked, max_tokens): two
-chunks with one key would get the same answer. So
+A part of a Python file also carries the definitions of the names it imports
+from other files of the tree (`reviewer.definitions`, under
+`audit_context_tokens`), read from the same commit through the same view.
+
+A chunk's *key* hashes its text, its first line, its definitions block and
+everything else the model is given or the answer is judged by (prompt
+templates, model, cached prefix with the guidelines, output schema as sent and
+as checked, max_tokens): two chunks with one key would get the same answer. So
 
 * a key that already has a valid answer in the state is not sent again: its
   findings carry over (incremental audit);
@@ -39,9 +43,9 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .. import pricing, prompts, schemas
+from .. import definitions, pricing, prompts, schemas
 from ..client import Prefix
 from ..config import Config
 from ..diff import matching_glob
@@ -92,6 +96,8 @@ class Chunk:
     """Estimated tokens of the user message that carries this chunk."""
     blob: str = ""
     """The git object the lines are cut from: `ChunkReader` reads exactly what was planned."""
+    context: str = ""
+    """The definitions block sent with the part (`reviewer.definitions`); part of its key."""
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,18 @@ def private_dir(path: Path) -> None:
         (own / ".gitignore").write_text("# Written by reviewer audit: its state and reports stay out of git.\n*\n")
 
 
-def chunk_key(context_digest: str, start: int, text: bytes) -> str:
+def chunk_key(context_digest: str, start: int, text: bytes, context: str = "") -> str:
+    """The content key of a part: its text, first line, definitions block and the run-wide digest.
+
+    Without a definitions block the key is what it was before blocks existed,
+    so parts that get none (most files that are not Python) carry over.
+    """
     digest = hashlib.sha256(f"{context_digest}\0{start}\0".encode())
     digest.update(text)
+    if context:
+        # NOTE: the block is part of what the model sees: a changed definition
+        # in another file changes the key and sends the part again.
+        digest.update(b"\0definitions\0" + context.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:32]
 
 
@@ -238,13 +253,28 @@ def retry_id(base_id: str, attempt: int) -> str:
     return f"{base_id}-r{attempt}" if attempt else base_id
 
 
-def user_message(path: str, start: int, end: int, total: int, text: str) -> str:
-    """The audit prompt for lines `start`..`end` of `path`, whose text is `text`."""
+def user_message(path: str, start: int, end: int, total: int, text: str, context: str = "") -> str:
+    """The audit prompt for lines `start`..`end` of `path`, whose text is `text`, with its definitions block."""
     lines = text.split("\n")
     code = "\n".join(f"{n:>6} | {line.rstrip(chr(13))}" for n, line in enumerate(lines, start=start))
+    # The tag's name hashes everything it wraps, the block too: neither can close it.
+    boundary = prompts.boundary(path, code, context)
     return prompts.render(
-        "audit", path=path, start=start, end=end, total=total, code=code, boundary=prompts.boundary(path, code),
+        "audit", path=path, start=start, end=end, total=total, code=code, boundary=boundary,
+        definitions=definitions_section(context, boundary),
     )
+
+
+def definitions_section(context: str, boundary: str) -> str:
+    """The definitions block as the prompt carries it; '' without one."""
+    if not context:
+        return ""
+    return f"\n{definitions.HEADER}:\n<definitions-{boundary}>\n{context}\n</definitions-{boundary}>\n"
+
+
+def context_tokens(context: str) -> int:
+    """Tokens a definitions block adds to a request, with its header and tags."""
+    return pricing.estimate_tokens(definitions_section(context, "0" * 12))
 
 
 def params(context_model: str, system: Sequence[dict], max_tokens: int, schema: dict, user: str) -> dict:
@@ -351,8 +381,13 @@ def part_tokens(path: str, code_chars: int, lines: int) -> int:
 
 
 def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
-              first_line: int = 1, total: int | None = None, blob: str = "") -> list[Chunk]:
-    """The chunks of `data` (the whole file, or a part starting at `first_line`)."""
+              first_line: int = 1, total: int | None = None, blob: str = "",
+              definitions_for: Callable[[int, int], str] | None = None) -> list[Chunk]:
+    """The chunks of `data` (the whole file, or a part starting at `first_line`).
+
+    `definitions_for(first, last)` gives a part's definitions block; the
+    parts are cut as without it (the block has its own budget).
+    """
     lines = split_lines(data)
     total = total if total is not None else len(lines)
     budget_chars = max(1, budget_tokens * 4 - _overhead_chars(path))
@@ -364,8 +399,10 @@ def chunks_of(path: str, data: bytes, context: Context, budget_tokens: int,
     for part, (a, b) in enumerate(ranges, start=1):
         text = b"\n".join(lines[a:b])
         start = first_line + a
+        block = definitions_for(start, first_line + b - 1) if definitions_for is not None else ""
         out.append(Chunk(path, start, first_line + b - 1, total, part, len(ranges),
-                         chunk_key(context.digest, start, text), part_tokens(path, len(text), b - a), blob))
+                         chunk_key(context.digest, start, text, block),
+                         part_tokens(path, len(text), b - a) + context_tokens(block), blob, block))
     return out
 
 
@@ -391,6 +428,7 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
     excludes = tuple(config.ignore_globs) + tuple(exclude)
     with RepoView(repo_dir, "HEAD") as view:
         entries = tracked_files(view)
+        index = _definitions_index(view, entries, config, include, excludes)
         files: list[str] = []
         skipped: list[Skipped] = []
         chunks: list[Chunk] = []
@@ -410,11 +448,35 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
                 skipped.append(Skipped(_printable(path), reason))
             else:
                 files.append(path)
-                chunks.extend(chunks_of(path, data, context, budget, blob=entry.oid))
+                uses = index.uses(path, data) if index is not None else None
+                chunks.extend(chunks_of(
+                    path, data, context, budget, blob=entry.oid,
+                    definitions_for=(lambda a, b, u=uses: index.block(u, a, b, config.audit_context_tokens))
+                    if uses is not None and index is not None else None))
             progress.advance()
         progress.stop()
     return _plan(repo_dir, view.commit, config, context, files, skipped, chunks, known, canary, max_batch_requests,
                  max_batch_bytes, failed or {}, splits or {}, retry_failed)
+
+
+def _definitions_index(view: RepoView, entries: Sequence[tuple[str, Entry]], config: Config,
+                       include: Sequence[str], excludes: Sequence[str]) -> definitions.Index | None:
+    """Where parts of Python files find the definitions they import; None when `audit_context_tokens` is 0.
+
+    A definition comes only from a file the audit itself would read (same
+    skip rules, size limit and content checks; `--include` aside, since a part
+    may use a file the run does not audit).
+    """
+    if config.audit_context_tokens <= 0:
+        return None
+    by_path = {path: entry for path, entry in entries}
+
+    def accept(path: str, data: bytes) -> bool:
+        entry = by_path[path]
+        return (_skip_reason(entry.mode, path, (), excludes) is None
+                and _content_reason(data, config.max_file_bytes) is None)
+
+    return definitions.Index(view, by_path, max_module_bytes=config.max_file_bytes, accept=accept)
 
 
 def _printable(path: str) -> str:
@@ -446,8 +508,9 @@ def _expand(chunk: Chunk, splits: Mapping[str, Sequence[tuple[int, int, str]]], 
     for start, end, key in parts:
         # The text is not read here: the tokens are the whole's, pro rata.
         tokens = max(1, math.ceil(chunk.tokens * (end - start + 1) / lines))
+        # A part keeps its whole's definitions block, as `collect.split` keyed it.
         out += _expand(Chunk(chunk.path, start, end, chunk.total, chunk.part, chunk.parts, key, tokens,
-                             chunk.blob), splits, depth + 1)
+                             chunk.blob, chunk.context), splits, depth + 1)
     return out
 
 
@@ -548,8 +611,8 @@ class ChunkReader:
             blob = self._view.read_entry(entry, max_bytes=MAX_BATCH_BYTES)
             self._path, self._lines = chunk.path, split_lines(blob.data)
         text = b"\n".join(self._lines[chunk.start - 1:chunk.end])
-        if (chunk_key(self.context.digest, chunk.start, text) != chunk.key
-                and chunk_key(self.context.digest, chunk.start, as_sent(text)) != chunk.key):
+        if (chunk_key(self.context.digest, chunk.start, text, chunk.context) != chunk.key
+                and chunk_key(self.context.digest, chunk.start, as_sent(text), chunk.context) != chunk.key):
             raise UsageError(f"{chunk.path} changed while the audit was being planned; run it again")
         return text.decode("utf-8", "replace")
 

@@ -160,6 +160,7 @@ def _record(store: Store, p: plan_mod.Plan, s: Settings, status: str = "active",
                 "base_id": r.custom_id, "custom_id": r.custom_id, "key": c.key, "path": c.path,
                 "start_line": c.start, "end_line": c.end, "total_lines": c.total, "tokens": c.tokens,
                 "canary": int(i < s.canary), "state": "planned", "text": pack(text),
+                "context": pack(c.context) if c.context else None,
             }
 
     fields = {

@@ -12,7 +12,8 @@ Tables (see `MIGRATIONS`):
     run_chunks    (path, line range) -> content key, for every audited part of
                   every file: how findings fan out to copies and carry over
     requests      one per request of a run: custom_id, key, representative path
-                  and lines, the chunk text (zlib), attempt, state, usage, cost
+                  and lines, the chunk text and its definitions block (zlib),
+                  attempt, state, usage, cost
     batches       one per batch: an intent row written *before* the create call,
                   then the API id; see `reviewer.audit.submit`
     submissions   (run, custom_id) primary key: the database itself refuses to
@@ -224,6 +225,14 @@ def m004_finding_identities(db: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m005_request_definitions(db: sqlite3.Connection) -> None:
+    # A part of a Python file is sent with the definitions it imports from other
+    # files (issue 12, item 7); a retry or a re-chunked part must send the very
+    # block its key was computed over, so it is kept with the text.
+    db.execute("ALTER TABLE requests ADD COLUMN context BLOB")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -286,10 +295,16 @@ class Request:
     batch_id: int | None
     reason: str | None
     text_blob: bytes | None
+    context_blob: bytes | None = None
+    """The definitions block sent with the text (zlib), or None."""
 
     @property
     def text(self) -> str:
         return unpack(self.text_blob) if self.text_blob is not None else ""
+
+    @property
+    def context(self) -> str:
+        return unpack(self.context_blob) if self.context_blob is not None else ""
 
 
 @dataclass(frozen=True)
@@ -321,12 +336,13 @@ class Failure:
 
 
 _REQUEST_COLUMNS = ("id, run_id, base_id, custom_id, key, path, start_line, end_line, total_lines, tokens, "
-                    "canary, attempt, state, batch_id, reason, text")
+                    "canary, attempt, state, batch_id, reason, text, context")
+_NO_TEXT_COLUMNS = _REQUEST_COLUMNS.replace(", text, context", ", NULL, NULL")
 
 
 def _request(row: Sequence[Any]) -> Request:
     return Request(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
-                   bool(row[10]), row[11], row[12], row[13], row[14], row[15])
+                   bool(row[10]), row[11], row[12], row[13], row[14], row[15], row[16])
 
 
 def _batch(row: Sequence[Any]) -> Batch:
@@ -577,7 +593,7 @@ class Store:
 
     def requests(self, run_id: int, states: Sequence[str] | None = None, *, canary: bool | None = None,
                  limit: int | None = None, with_text: bool = True) -> list[Request]:
-        cols = _REQUEST_COLUMNS if with_text else _REQUEST_COLUMNS.replace(", text", ", NULL")
+        cols = _REQUEST_COLUMNS if with_text else _NO_TEXT_COLUMNS
         sql = f"SELECT {cols} FROM requests WHERE run_id = ?"
         args: list[Any] = [run_id]
         if states is not None:
@@ -607,7 +623,7 @@ class Store:
 
     def unanswered_in_batch(self, batch_id: int) -> list[Request]:
         """Requests of `batch_id` still waiting for their result (text not read: a requeue does not need it)."""
-        cols = _REQUEST_COLUMNS.replace(", text", ", NULL")
+        cols = _NO_TEXT_COLUMNS
         return [_request(r) for r in self.db.execute(
             f"SELECT {cols} FROM requests WHERE batch_id = ? AND state = 'submitted' ORDER BY id", (batch_id,))]
 
