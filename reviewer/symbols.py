@@ -4,8 +4,9 @@ Python is parsed with the standard library's `ast`: definitions are `def`,
 `async def`, `class`, module- and class-level assignments (plain, annotated,
 augmented), imports that bind the name, and parameters; references are every
 other use of the name (a `Name`, an attribute `x.name`, a keyword argument
-`name=`). Other languages are not parsed here: their files are reported as text
-matches by the caller, labelled as such, never guessed at.
+`name=`) and every use of `g` after `from m import name as g`. Other languages
+are not parsed here: their files are reported as text matches by the caller,
+labelled as such, never guessed at.
 
 Pure functions over text; nothing here reads files or runs anything.
 """
@@ -29,7 +30,8 @@ class Occurrence:
     line: int
     role: Role
     kind: str
-    """def, class, assignment, import, parameter, call, attribute, name, keyword."""
+    """def, class, assignment, import, parameter, call, attribute, name, keyword; "call as g" or
+    "name as g" where `from m import name as g` bound the name to `g`."""
     text: str
 
 
@@ -45,14 +47,22 @@ def occurrences(source: str, name: str) -> list[Occurrence] | None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     lines = source.splitlines()
+    nodes = list(ast.walk(tree))
+    # `from m import name as other`: calls of `other` are calls of `name` (reported "call as other").
+    aliases = {a.asname for n in nodes if isinstance(n, ast.ImportFrom) for a in n.names
+               if a.name == name and a.asname and a.asname != name}
+    # `from pkg import mod as m` looks the same: an alias read as `m.attr` is a module, not the name.
+    bases = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)} if aliases else set()
     found: dict[tuple[int, Role, str], None] = {}
+    called: set[tuple[int, str]] = set()
 
     def add(node: ast.AST, role: Role, kind: str) -> None:
-        line = getattr(node, "lineno", 0)
+        # An attribute is reported on the line of its name, not where `a.b.` began.
+        line = (getattr(node, "end_lineno", 0) if isinstance(node, ast.Attribute) else 0) or getattr(node, "lineno", 0)
         if line:
             found[(line, role, kind)] = None
 
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
             add(node, "definition", "class" if isinstance(node, ast.ClassDef) else "def")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -67,21 +77,28 @@ def occurrences(source: str, name: str) -> list[Occurrence] | None:
                 add(node, "definition", "assignment")
             else:
                 add(node, "reference", "name")
+        elif (isinstance(node, ast.Name) and node.id in aliases and not isinstance(node.ctx, ast.Store)
+              and id(node) not in bases):
+            add(node, "reference", f"name as {node.id}")
         elif isinstance(node, ast.Attribute) and node.attr == name:
             add(node, "definition" if isinstance(node.ctx, ast.Store) else "reference", "attribute")
         elif isinstance(node, ast.keyword) and node.arg == name:
             add(node, "reference", "keyword")
-    # A call is a reference that says more than "name": mark the lines where the name is called.
-    called = {getattr(n.func, "lineno", 0) for n in ast.walk(tree) if isinstance(n, ast.Call)
-              and ((isinstance(n.func, ast.Name) and n.func.id == name)
-                   or (isinstance(n.func, ast.Attribute) and n.func.attr == name))}
+        if isinstance(node, ast.Call):  # a call is a reference that says more than "name"
+            func = node.func
+            if isinstance(func, ast.Name) and (func.id == name or func.id in aliases):
+                called.add((func.lineno, func.id))
+            elif isinstance(func, ast.Attribute) and func.attr == name:
+                called.add((func.end_lineno or func.lineno, name))
     out = []
-    for line, role, kind in sorted(found):
-        if role == "reference" and line in called and kind in ("name", "attribute"):
-            kind = "call"
+    for line, role, kind in found:
+        callee = kind[len("name as "):] if kind.startswith("name as ") else name
+        if role == "reference" and kind.split()[0] in ("name", "attribute") and (line, callee) in called:
+            kind = "call" if callee == name else f"call as {callee}"
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         out.append(Occurrence(line, role, kind, text))
-    # One line may hold a definition and references (def f(f): ...): keep each (line, role) once.
+    # One line may hold a definition and references (def f(f): ...): keep each (line, role) once, a call first.
+    out.sort(key=lambda o: (o.line, o.role, not o.kind.startswith("call"), o.kind))
     seen: set[tuple[int, Role]] = set()
     unique = []
     for o in out:

@@ -40,6 +40,9 @@ SEARCH_TIMEOUT = 10.0
 """Seconds a search may run; a pattern that takes longer is refused."""
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+# Order of `find_symbol` rows by kind (`symbols.Occurrence.kind`), per role.
+_RANKS = {"definition": {"def": 0, "class": 0, "import": 1, "assignment": 2, "attribute": 2, "parameter": 3},
+          "reference": {"call": 0, "import": 1, "attribute": 2, "keyword": 2, "name": 3}}
 
 DEFINITIONS: tuple[dict[str, Any], ...] = (
     {
@@ -214,8 +217,14 @@ class ToolBox:
     def _find_symbol(self, name: str) -> str:
         if not re.fullmatch(_IDENT, name):
             raise _Refused("name must be an identifier (letters, digits, _; not starting with a digit)")
-        files, more_files = self._grep(["-l", "-w", "-I", "-F", "-e", name], None, MAX_SYMBOL_FILES)
-        definitions, references, plain = [], [], []
+        files, _ = self._grep(["-l", "-w", "-I", "-F", "-e", name], None, 100_000)
+        # Parsed files first: past the file cap, word matches in prose are what is left out.
+        files.sort(key=lambda f: not symbols.covered(f[0]))
+        more_files = len(files) > MAX_SYMBOL_FILES
+        files = files[:MAX_SYMBOL_FILES]
+        definitions: list[tuple[int, str]] = []
+        references: list[tuple[int, str]] = []
+        plain: list[str] = []
         for path, _, _ in files:
             if symbols.covered(path):
                 blob = self.view.read(path, MAX_FILE_BYTES)
@@ -223,12 +232,20 @@ class ToolBox:
                 if found is not None:
                     for o in found:
                         row = f"{path}:{o.line}: [{o.kind}] {o.text[:200]}"
-                        (definitions if o.role == "definition" else references).append(row)
+                        rank = _RANKS[o.role].get(o.kind.split()[0], len(_RANKS[o.role]))
+                        (definitions if o.role == "definition" else references).append((rank, row))
                     continue
             hits, _ = self._grep(["-n", "-w", "-I", "-F", "-e", name], path, 20, literal_path=True)
             plain += [f"{p}:{line}: {text.strip()[:200]}" for p, line, text in hits]
-        out = [f"definitions of {name} ({len(definitions)}):", *(definitions or ["(none found in parsed files)"]),
-               f"references to {name} ({len(references)}):", *(references or ["(none found in parsed files)"])]
+        # Most telling rows first (sort is stable: then path and line), so a cut drops local names, not
+        # calls: def/class/import, then the references, then assignments, attributes and parameters.
+        shown_defs = [row for rank, row in sorted(definitions, key=lambda r: r[0]) if rank <= 1]
+        bindings = [row for rank, row in sorted(definitions, key=lambda r: r[0]) if rank > 1]
+        shown_refs = [row for _, row in sorted(references, key=lambda r: r[0])]
+        out = [f"definitions of {name} ({len(shown_defs)}):", *(shown_defs or ["(none found in parsed files)"]),
+               f"references to {name} ({len(references)}):", *(shown_refs or ["(none found in parsed files)"])]
+        if bindings:
+            out += [f"assignments, attributes and parameters named {name} ({len(bindings)}):", *bindings]
         if plain:
             out += [f"word matches in files not parsed (not told apart; languages parsed: Python) ({len(plain)}):", *plain]
         if more_files:

@@ -155,3 +155,46 @@ def test_definitions_are_valid_tools() -> None:
     for d in DEFINITIONS:
         assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", d["name"])
         assert d["input_schema"]["type"] == "object" and d["input_schema"]["additionalProperties"] is False
+
+
+def _repo(tmp_path: Path, files: dict[str, str]) -> ToolBox:
+    root = tmp_path / "plain"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "files")
+    return ToolBox(RepoView(root, "HEAD"))
+
+
+def test_find_symbol_reports_calls_through_an_import_alias(tmp_path: Path) -> None:
+    tools = _repo(tmp_path, {
+        "util.py": "def parse(raw):\n    return raw\n",
+        "app.py": "from util import parse as parse_raw\nfrom pkg import plan as plan_mod\n\n\n"
+                  "def handler(raw):\n    plan_mod.build()\n    return parse_raw(raw)\n",
+    })
+    text = tools.run("find_symbol", {"name": "parse"}).text
+    assert "app.py:7: [call as parse_raw] return parse_raw(raw)" in text
+    # A module imported under an alias is read as `plan_mod.x`: not reported as a use of `plan`.
+    assert "plan_mod" not in tools.run("find_symbol", {"name": "plan"}).text.split("references to plan")[1] \
+        .replace("[import] from pkg import plan as plan_mod", "")
+
+
+def test_find_symbol_puts_a_method_call_on_the_line_of_its_name(tmp_path: Path) -> None:
+    tools = _repo(tmp_path, {"app.py": "result = (\n    client\n    .fetch(1)\n)\n"})
+    assert "app.py:3: [call] .fetch(1)" in tools.run("find_symbol", {"name": "fetch"}).text
+
+
+def test_find_symbol_keeps_the_calls_when_a_common_name_fills_the_answer(tmp_path: Path) -> None:
+    noise = "".join(f"def step_{i}(run):\n    run = run + 1\n    return run\n\n\n" for i in range(150))
+    docs = {f"docs/page_{i:02d}.md": "how to run it\n" for i in range(50)}
+    tools = _repo(tmp_path, {
+        "a_noise.py": noise, "zz/cli.py": "from jobs import run\n\nrun(1)\n",
+        "jobs.py": "def run(n):\n    return n\n", **docs,
+    })
+    text = tools.run("find_symbol", {"name": "run"}).text
+    assert "[cut:" in text  # the answer is over its cap...
+    assert "zz/cli.py:3: [call] run(1)" in text  # ...and the call in a late file is still in it
+    assert "jobs.py:1: [def] def run(n):" in text
