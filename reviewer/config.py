@@ -88,6 +88,9 @@ class Config:
     """Tool calls in a whole review; past it every call gets 'budget spent' and answers."""
     max_tool_result_tokens: int = 300_000
     """Tokens of tool results sent back in a whole review (estimated), past which the same."""
+    verify: bool = True
+    """Pass 3 sends findings at or above `verify_min_severity` to an independent verifier (needs the tools)."""
+    verify_min_severity: str = "warning"
     fail_on: str = "never"
     max_inline_comments: int = 30
     bot_login: str = "github-actions[bot]"

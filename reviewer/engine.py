@@ -18,6 +18,14 @@ cache", §2). The cross-file call uses the same schema and reads the prefix
 too; the aggregate call uses another schema, which the cache cannot share, so
 it is sent without a breakpoint instead of paying a write nobody reads.
 
+Pass 3 verifies (`reviewer.passes.verify`): after the aggregate pass, each
+finding at or above `verify_min_severity` goes to an independent verifier call
+with the same prefix and tools, concurrently under `max_concurrency`. Their
+schema differs from the per-file one, so they cannot read the per-file cache
+entry; the first verifier call leads (as above) and the others read what it
+wrote. Verification needs the tools: without a repository it is skipped and
+the review says so once.
+
 A review always ends: at `config.timeout` seconds (the whole-run deadline), or
 at one of `stop_signals`, every call in flight is cancelled and what is done
 is kept: per-file answers already received become findings, files without an
@@ -43,7 +51,7 @@ from .deadline import Deadline
 from .errors import ServiceError
 from .models import (Diff, Failed, Finding, Incomplete, Plan, PlannedCall, PriorFinding, Rejected, ReviewResult,
                      Tally, Usage)
-from .passes import aggregate, cross_file, per_file
+from .passes import aggregate, cross_file, per_file, verify
 from .progress import Progress
 from .redact import redact
 from .repo_view import RepoView
@@ -82,6 +90,10 @@ class _Setup:
     tools: ToolUse | None = None
     tools_note: str = ""
     """Appended to the per-file and cross-file user messages when the tools are on."""
+    view: RepoView | None = None
+    """The repository at the head commit, when the tools are on: where the verifier's quotes are checked."""
+    verify_off: str | None = None
+    """Why findings are not verified, said once when there are findings to verify; None: nothing to say."""
 
 
 def _setup(diff: Diff, config: Config, prior: Prior, only: frozenset[str] | None = None) -> _Setup:
@@ -98,6 +110,27 @@ ESTIMATED_TOOL_ROUNDS = 2
 """Tool turns a per-file or cross-file call is assumed to take in an estimate."""
 ESTIMATED_TOOL_RESULT_TOKENS = 1_500
 """Tokens of tool results a tool turn is assumed to add to its conversation."""
+
+
+ESTIMATED_VERIFIED_SHARE = 0.5
+"""Share of the expected findings an estimate assumes are at or above `verify_min_severity`."""
+ESTIMATED_VERIFY_OUTPUT_TOKENS = 300
+
+
+def verify_for(config: Config, view: RepoView | None) -> tuple[bool, str | None]:
+    """(whether pass 3 verifies findings, why not when a user would want to know).
+
+    `tools = false` asks for today's review, which verifies nothing and needs no
+    note; `verify = false`, or no repository to check quotes against, is said.
+    """
+    if not config.tools:
+        return False, None
+    if not config.verify:
+        return False, "findings were not checked by an independent verifier (verify = false)"
+    if view is None:
+        return False, ("findings were not checked by an independent verifier: it reads the code through the "
+                       "repository tools, and there is no repository at the head commit")
+    return True, None
 
 
 def tools_for(config: Config, view: RepoView | None, why_no_view: str | None = None) -> str | None:
@@ -123,15 +156,16 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     calls: list[PlannedCall] = []
     usage = Usage()
     cost: float | None = 0.0
-    written: set[str] = set()
+    written: set[tuple[str, str]] = set()
     notes = list(s.notes)
 
     def add(pass_name: str, subject: str, model: str, user_tokens: int, out: int, cached: bool, extra: int,
-            tool_rounds: int = 0) -> None:
+            tool_rounds: int = 0, schema: str = "findings") -> None:
         nonlocal usage, cost
         if cached and s.cache_ok:
-            read = model in written
-            written.add(model)
+            # A cache entry is per model and per answer schema (output_config.format heads the prefix).
+            read = (model, schema) in written
+            written.add((model, schema))
             u = Usage(user_tokens + extra, out, 0 if read else p, p if read else 0)
         else:
             u = Usage(user_tokens + extra + p, out)
@@ -174,6 +208,22 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
     add("aggregate", "aggregate", config.model_for("aggregate"),
         pricing.estimate_tokens(agg_user) + guessed * ESTIMATED_TOKENS_PER_FINDING,
         guessed * 40, False, agg_schema_tokens)
+    verifying, why_not = verify_for(config, view)
+    if verifying and not off:
+        # What the aggregate pass will leave at or above the floor is unknown: assume a share.
+        n = max(1, round(guessed * ESTIMATED_VERIFIED_SHARE))
+        sample = Finding(file=s.tasks[0].file.path, severity="warning", issue="x" * 4 * ESTIMATED_TOKENS_PER_FINDING,
+                         line=1, category="bug")
+        verify_user = pricing.estimate_tokens(verify.user_message(sample, config.max_tool_rounds))
+        verify_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.verify_answer_schema()))
+        for k in range(1, n + 1):
+            add("verify", f"verify (finding {k} of ~{n}, estimated)", config.model_for("verify"), verify_user,
+                ESTIMATED_VERIFY_OUTPUT_TOKENS, True, verify_schema_tokens, rounds, schema="verify")
+        notes.append(f"the estimate assumes {ESTIMATED_VERIFIED_SHARE:.0%} of ~{guessed} expected findings "
+                     f"({ESTIMATED_FINDINGS_PER_FILE} per file) reach verify_min_severity ({config.verify_min_severity}) "
+                     f"and go to the verifier, each call taking {rounds} tool turn(s)")
+    elif why_not and guessed:
+        notes.append(why_not)
     return Plan(tuple(dict.fromkeys(t.file.path for t in s.tasks)), diff.skipped, tuple(calls), usage,
                 None if cost is None else round(cost, 6), tuple(notes))
 
@@ -233,6 +283,9 @@ async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str]
         s.tools = ToolUse(DEFINITIONS, box.run, config.max_tool_rounds,
                           ToolBudget(config.max_tool_calls, config.max_tool_result_tokens))
         s.tools_note = prompts.render("tools", rounds=config.max_tool_rounds)
+    verifying, s.verify_off = verify_for(config, view if s.tools is not None else None)
+    if verifying:
+        s.view = view
     if not s.tasks and (only is None or not diff.files):
         return ReviewResult((), (), diff.skipped, (), (), tuple(s.notes))
     deadline = Deadline(config.timeout)
@@ -256,14 +309,17 @@ async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str]
         await client.close()
 
 
-def _incomplete(client: ModelClient, deadline: Deadline, reviewed: int, total: int, not_run: list[str]) -> Incomplete:
+def _incomplete(client: ModelClient, deadline: Deadline, reviewed: int, total: int, not_run: list[str],
+                unfinished: str = "") -> Incomplete:
     why = client.stopped or "stopped"
     if why == "deadline":
         head, signum = f"deadline reached after {deadline.elapsed():.0f} s", None
     else:
         head, signum = f"interrupted by {why} after {deadline.elapsed():.0f} s", int(getattr(signal.Signals, why, 0)) or None
-    tail = f"; {' and '.join(not_run)} not run" if not_run else ""
-    return Incomplete(f"{head}: {reviewed} of {total} files reviewed{tail}", signum)
+    names = ", ".join(not_run[:-1]) + " and " + not_run[-1] if len(not_run) > 1 else "".join(not_run)
+    tail = f"; {names} not run" if not_run else ""
+    return Incomplete(f"{head}: {reviewed} of {total} files reviewed{tail}{'; ' + unfinished if unfinished else ''}",
+                      signum)
 
 
 async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: _Setup, client: ModelClient,
@@ -363,10 +419,17 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
             notes.append(f"aggregate pass failed, findings are neither deduplicated nor re-rated: {exc}")
         progress.advance()
         progress.stop()
+
+    found, refuted, unfinished = await _verify(found, config, progress, s, client, not_run, notes)
+    cut = cut or bool(unfinished)
+    ledger.confirmed = sum(1 for f in found if f.verification is not None and f.verification.verdict == "confirmed")
+    ledger.unverified = sum(1 for f in found if f.verification is not None and f.verification.verdict == "unverified")
+    ledger.refuted = len(refuted)
+
     incomplete = None
     if cut or not_run:
         reviewed_n = sum(1 for p in all_files if p not in failed)
-        incomplete = _incomplete(client, deadline, reviewed_n, len(all_files), not_run)
+        incomplete = _incomplete(client, deadline, reviewed_n, len(all_files), not_run, unfinished)
         if "aggregate" in not_run and found:
             notes.append("aggregate pass not run: findings are neither deduplicated nor re-rated")
 
@@ -382,7 +445,70 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         notes=tuple(redact(n) for n in notes),
         tally=tally,
         incomplete=incomplete,
+        refuted=tuple(findings_mod.finalize(findings_mod.redacted(f) for f in refuted)),
     )
+
+
+async def _verify(found: list[Finding], config: Config, progress: Progress, s: _Setup, client: ModelClient,
+                  not_run: list[str], notes: list[str]) -> tuple[list[Finding], list[Finding], str]:
+    """Pass 3's verification (`reviewer.passes.verify`): (kept findings, refuted ones, what did not finish).
+
+    Every finding at or above the floor comes back with its `verification`;
+    one without a verdict (a failed call, a run stopped first) is kept with
+    its rating, marked unverified. Appends to `not_run` when the run was
+    stopped before verification began, and says once why nothing is verified.
+    """
+    targets = [i for i, f in enumerate(found) if verify.wanted(f, config.verify_min_severity)]
+    if not targets:
+        return found, [], ""
+    if s.view is None or s.tools is None:
+        if s.verify_off:
+            notes.append(s.verify_off)
+        return found, [], ""
+    found = list(found)
+    if client.stopped is not None:
+        not_run.append("verification")
+        for i in targets:
+            found[i] = verify.unchecked(found[i], "verification did not run: the review was stopped first")
+        return found, [], ""
+    view, tools = s.view, s.tools
+    schema = schemas.verify_answer_schema()
+    model = config.model_for("verify")
+    # Verifier calls share a prefix the per-file cache entry cannot serve (another schema):
+    # the first one writes it alone, the others start once its response has begun.
+    began = asyncio.Event() if config.prewarm and s.cache_ok and len(targets) >= 2 else None
+    progress.start("verification", len(targets))
+
+    async def check(f: Finding, lead: bool) -> dict[str, Any]:
+        if began is not None and not lead:
+            await began.wait()
+        try:
+            return await client.ask(pass_name="verify", subject=verify.subject(f), model=model, prefix=s.prefix,
+                                    user=verify.user_message(f, config.max_tool_rounds), schema=schema,
+                                    began=began if lead else None, tools=tools)
+        finally:
+            progress.advance()
+
+    outcomes = await _gather([check(found[i], k == 0) for k, i in enumerate(targets)])
+    progress.stop()
+    stopped = 0
+    for i, outcome in zip(targets, outcomes):
+        if isinstance(outcome, Stopped):
+            stopped += 1
+            what = "the deadline was reached" if str(outcome) == "deadline" else f"interrupted by {outcome}"
+            found[i] = verify.unchecked(found[i], f"verification did not finish: {what}")
+        elif isinstance(outcome, CallFailed):
+            found[i] = verify.unchecked(found[i], f"the verifier's call failed: {outcome}")
+        else:
+            found[i] = await asyncio.to_thread(verify.judge, found[i], outcome, view)
+    failed = sum(1 for i, o in zip(targets, outcomes) if isinstance(o, CallFailed) and not isinstance(o, Stopped))
+    if failed:
+        notes.append(f"{failed} verifier call(s) failed; those findings are kept with the aggregate pass's rating, "
+                     "marked unverified")
+    unfinished = (f"verification did not finish ({len(targets) - stopped} of {len(targets)} findings checked; "
+                  "the others keep the aggregate pass's rating, marked unverified)") if stopped else ""
+    kept = [f for f in found if f.verification is None or f.verification.verdict != "refuted"]
+    return kept, [f for f in found if f.verification is not None and f.verification.verdict == "refuted"], unfinished
 
 
 @dataclass
@@ -393,6 +519,9 @@ class _Ledger:
     rejected: Counter[str] = field(default_factory=Counter)
     over_limit: Counter[str] = field(default_factory=Counter)
     merged: int = 0
+    confirmed: int = 0
+    refuted: int = 0
+    unverified: int = 0
     notes: list[str] = field(default_factory=list)
     floods: list[str] = field(default_factory=list)
 
@@ -425,7 +554,8 @@ class _Ledger:
                 + (f"; and {sum(r.count for r in rejected[20:])} on {len(rejected) - 20} more path(s), listed in stats.tally"
                    if len(rejected) > 20 else "")
                 + f": {findings_mod.REJECTED_NOT_IN_DIFF}")
-        return Tally(self.returned, rejected, tuple(self.over_limit.most_common()), self.merged)
+        return Tally(self.returned, rejected, tuple(self.over_limit.most_common()), self.merged,
+                     self.confirmed, self.refuted, self.unverified)
 
 
 async def _gather(coros: Sequence[Any]) -> list[Any]:

@@ -12,7 +12,8 @@ from typing import Any, Literal, Mapping
 
 Side = Literal["RIGHT", "LEFT"]
 Severity = Literal["critical", "warning", "info"]
-PassName = Literal["prewarm", "per_file", "cross_file", "aggregate"]
+PassName = Literal["prewarm", "per_file", "cross_file", "aggregate", "verify"]
+Verdict = Literal["confirmed", "unverified", "refuted"]
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -101,6 +102,41 @@ class Diff:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A line of code a verifier cites: where it is at the head commit, and what it says."""
+
+    file: str
+    line: int
+    quote: str
+    """The text of line `line` (or of lines starting there), as the verifier quoted it."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the independent verifier of pass 3 made of a finding (`reviewer.passes.verify`).
+
+    confirmed: it answered "confirmed" and every quote of its evidence was found
+    at its path and line of the head commit; unverified: it was sent to the
+    verifier, which did not confirm it with evidence that holds (quotes that do
+    not match, no evidence, a failed call, a run stopped first); refuted: it
+    answered "refuted", with a reason (and any quotes it gave matched).
+    """
+
+    verdict: Verdict
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reason": self.reason,
+                "evidence": [{"file": e.file, "line": e.line, "quote": e.quote} for e in self.evidence]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verification:
+        return cls(d["verdict"], d.get("reason", ""),
+                   tuple(Evidence(e["file"], e["line"], e["quote"]) for e in d.get("evidence", ())))
+
+
+@dataclass(frozen=True)
 class Finding:
     """One anchored finding (schemas/finding.schema.json).
 
@@ -122,10 +158,14 @@ class Finding:
     fingerprint: str = ""
     repeats: str | None = None
     """The id (`P3`) of the prior finding the model says this one restates, on a re-review."""
+    verification: Verification | None = None
+    """Set by pass 3 when the finding went to the verifier; None when it was not checked."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["pass"] = d.pop("pass_")
+        if self.verification is not None:
+            d["verification"] = self.verification.to_dict()
         return {k: v for k, v in d.items() if v is not None}
 
     @classmethod
@@ -133,6 +173,8 @@ class Finding:
         data = dict(d)
         if "pass" in data:
             data["pass_"] = data.pop("pass")
+        if isinstance(data.get("verification"), Mapping):
+            data["verification"] = Verification.from_dict(data["verification"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -167,8 +209,9 @@ class Rejected:
 class Tally:
     """Where every finding the model returned went: nothing leaves a review uncounted.
 
-    returned = kept + rejected + over_limit + merged, where kept is the
-    number of findings of the result (`ReviewResult.findings`).
+    returned = kept + rejected + over_limit + merged + refuted, where kept is
+    the number of findings of the result (`ReviewResult.findings`); refuted
+    ones are in `ReviewResult.refuted`.
     """
 
     returned: int = 0
@@ -178,6 +221,12 @@ class Tally:
     """(file, count) of findings over `max_findings_per_file` or `max_findings_per_review`, most first."""
     merged: int = 0
     """Findings the aggregate pass merged into another one (duplicates)."""
+    confirmed: int = 0
+    """Findings the verifier confirmed with evidence found in the code (they are kept)."""
+    refuted: int = 0
+    """Findings the verifier refuted: not kept, listed as checked and not posted."""
+    unverified: int = 0
+    """Findings sent to the verifier that it did not confirm with evidence that holds (they are kept)."""
 
     @property
     def rejected_total(self) -> int:
@@ -193,6 +242,9 @@ class Tally:
             "rejected": [{"file": r.path, "count": r.count, "reason": r.reason} for r in self.rejected],
             "over_limit": [{"file": path, "count": n} for path, n in self.over_limit],
             "merged": self.merged,
+            "confirmed": self.confirmed,
+            "refuted": self.refuted,
+            "unverified": self.unverified,
         }
 
 
@@ -257,7 +309,7 @@ class Plan:
     notes: tuple[str, ...] = ()
 
     def calls_per_pass(self) -> dict[str, int]:
-        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0}
+        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0, "verify": 0}
         for c in self.calls:
             counts[c.pass_name] += 1
         return counts
@@ -284,6 +336,8 @@ class ReviewResult:
     tally: Tally = field(default=Tally())
     incomplete: Incomplete | None = None
     """Set when the deadline or a signal stopped the review: what is here is what was done."""
+    refuted: tuple[Finding, ...] = ()
+    """Findings the verifier refuted (`verification.reason` says why): checked and not posted."""
 
     @property
     def usage(self) -> Usage:
@@ -300,7 +354,7 @@ class ReviewResult:
         return round(sum(c for c in costs if c is not None), 6)
 
     def calls_per_pass(self) -> dict[str, int]:
-        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0, "repairs": 0}
+        counts = {"prewarm": 0, "per_file": 0, "cross_file": 0, "aggregate": 0, "verify": 0, "repairs": 0}
         for c in self.calls:
             counts[c.pass_name] += 1
             counts["repairs"] += int(c.repair)
@@ -311,6 +365,7 @@ class ReviewResult:
             "version": 1,
             **({"incomplete": self.incomplete.message} if self.incomplete else {}),
             "findings": [f.to_dict() for f in self.findings],
+            **({"refuted": [f.to_dict() for f in self.refuted]} if self.refuted else {}),
             "stats": {
                 "files_reviewed": list(self.reviewed),
                 "files_skipped": [{"file": s.path, "reason": s.reason} for s in self.skipped],

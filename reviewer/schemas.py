@@ -20,9 +20,9 @@ import jsonschema
 from referencing import Registry, Resource
 
 # Fields of a finding that the tool owns: the model never sees or sets them.
-TOOL_OWNED = ("pass", "fingerprint")
+TOOL_OWNED = ("pass", "fingerprint", "verification")
 
-NAMES = ("finding", "review", "config", "audit-report")
+NAMES = ("finding", "review", "config", "audit-report", "verdict")
 
 
 def _schema_dir() -> Path:
@@ -127,6 +127,17 @@ def aggregate_answer_schema() -> dict[str, Any]:
             }
         },
     }
+
+
+@functools.lru_cache(maxsize=None)
+def verify_answer_schema() -> dict[str, Any]:
+    """Answer of a verifier call: `schemas/verdict.schema.json`, self-contained (do not mutate it)."""
+    verdict = copy.deepcopy(load("verdict"))
+    for key in ("$schema", "$id", "title"):
+        verdict.pop(key, None)
+    evidence = verdict.pop("$defs")["evidence"]
+    verdict["properties"]["evidence"]["items"] = evidence
+    return verdict
 
 
 def for_model(schema: dict[str, Any]) -> dict[str, Any]:

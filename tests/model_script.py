@@ -27,7 +27,7 @@ from tests.emulators.anthropic import ToolCalls
 
 __all__ = [
     "ScriptedModel", "ToolCalls", "Turns", "assistant_turns", "each_alone", "file_of", "finding_rows",
-    "pass_of", "prior_id", "task_text", "tool_results", "tool_uses", "user_text",
+    "pass_of", "prior_id", "task_text", "tool_results", "tool_uses", "user_text", "verify_task", "UNVERIFIED",
 ]
 
 Answer = Any  # whatever the emulator's responder may return
@@ -98,7 +98,25 @@ def pass_of(body: dict[str, Any]) -> str:
         return "cross_file"
     if text.startswith("Aggregate the findings"):
         return "aggregate"
+    if text.startswith("Check one finding"):
+        return "verify"
     return "other"
+
+
+def verify_task(body: dict[str, Any]) -> dict[str, str]:
+    """What a verifier request was told about its finding: file, lines, category and issue."""
+    text = task_text(body)
+    out = {key: m.group(1) for key in ("file", "lines", "category")
+           if (m := re.search(rf"^Finding's {key}: (.*)$", text, re.M))}
+    issue = re.search(r"<finding-[0-9a-f]+>\n(.*)\n</finding-[0-9a-f]+>", text, re.S)
+    out["issue"] = issue.group(1) if issue else ""
+    return out
+
+
+UNVERIFIED = {"verdict": "confirmed", "evidence": [], "reason": "scripted verifier: no evidence given",
+              "severity": "warning", "confidence": 0.5}
+"""The default verifier answer: a confirmation without evidence, which the review marks unverified
+(so a test that does not script the verifier keeps the aggregate pass's ratings)."""
 
 
 def file_of(body: dict[str, Any]) -> str | None:
@@ -132,6 +150,9 @@ class ScriptedModel:
     per_file: dict[str, Any] = field(default_factory=dict)
     cross_file: Any = None
     aggregate: Callable[[dict[str, Any]], Answer] | Any = None
+    verify: Callable[[dict[str, Any]], Answer] | dict[str, Any] | None = None
+    """Verifier answers: a callable(body), or a dict whose key is the finding's file or a part of its
+    issue text (values as for per_file: an answer, a list per attempt, a Turns); None: UNVERIFIED."""
     attempts: dict[str, int] = field(default_factory=dict)
     returned: int = 0
     """Findings answered so far by per-file and cross-file requests (the conservation law's total)."""
@@ -140,6 +161,9 @@ class ScriptedModel:
     def __call__(self, body: dict[str, Any]) -> Answer:
         kind = pass_of(body)
         key = file_of(body) if kind == "per_file" else kind
+        if kind == "verify":
+            task = verify_task(body)
+            key = f"verify {task.get('file')}: {task['issue']}"
         with self._lock:
             attempt = self.attempts.get(str(key), 0)
             if assistant_turns(body) == 0:
@@ -157,6 +181,12 @@ class ScriptedModel:
                 answer = self.aggregate
             else:
                 return each_alone(body)
+        elif kind == "verify":
+            if callable(self.verify):
+                return self.verify(body)
+            task = verify_task(body)
+            answer = next((a for k, a in (self.verify or {}).items()
+                           if k == task.get("file") or k in task["issue"]), UNVERIFIED)
         else:
             return {"findings": []}
         if isinstance(answer, list):

@@ -55,12 +55,14 @@ def test_review_of_a_git_repo_makes_one_call_per_file_plus_cross_and_aggregate(
     sent = anthropic_emu.message_requests()
     assert [r.status for r in anthropic_emu.requests] == [200] * len(sent)  # nothing refused
     kinds = [pass_of(r.body) for r in sent]
-    assert sorted(kinds) == ["aggregate", "cross_file", "per_file", "per_file"]
+    # The two warnings then go to the verifier (pass 3), one call each.
+    assert sorted(kinds) == ["aggregate", "cross_file", "per_file", "per_file", "verify", "verify"]
     for r in sent:
         assert len(r.body["messages"]) == 1 and r.body["messages"][0]["role"] == "user"
         assert r.body["output_config"]["format"]["type"] == "json_schema"
     # No pre-warm request any more; the key stays in the schema'd stats, at 0.
-    assert doc["stats"]["calls"] == {"prewarm": 0, "per_file": 2, "cross_file": 1, "aggregate": 1, "repairs": 0}
+    assert doc["stats"]["calls"] == {"prewarm": 0, "per_file": 2, "cross_file": 1, "aggregate": 1, "verify": 2,
+                                     "repairs": 0}
     assert doc["stats"]["files_reviewed"] == ["app.py", "util.py"]
     assert doc["stats"]["files_skipped"] == [{"file": "poetry.lock", "reason": "ignored by *.lock"}]
 

@@ -11,7 +11,7 @@ import hashlib
 from importlib import resources
 from string import Template
 
-NAMES = ("system", "per_file", "cross_file", "aggregate", "repair", "prior", "audit", "tools")
+NAMES = ("system", "per_file", "cross_file", "aggregate", "repair", "prior", "audit", "tools", "verify")
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,7 +10,10 @@ Contract with GitHub (shared/specs/github.md):
 - every finding the model returned is accounted for on the pull request itself
   (`Ledger`): inline, listed in the review body, in follow-up comments when the
   body is full, or counted in the summary comment (repeats, merged, over the
-  limits, rejected) -- never only in the step summary;
+  limits, rejected) -- never only in the step summary; a finding the verifier
+  refuted is listed, collapsed, under "Checked and not posted" with the reason,
+  and carries a `checked` marker, not a finding marker, so a later run does not
+  read it back as posted;
 - a 422 never loses a finding: offending comments move to the review body;
 - POSTs are not retried blindly: after a 5xx or a timeout we look for the
   review we may already have created (by its run id) before posting again.
@@ -420,9 +423,22 @@ def _code_of(f: Finding, diff: Diff | None) -> tuple[str, str]:
     return findings_mod.code_at(file, f.line, f.end_line, f.side), _window(diff, f, f.line, f.end_line) if diff else ""
 
 
+def _checked(f: Finding) -> str:
+    """The verifier's mark in a finding's first line: " · verified", " · unverified", or ""."""
+    v = f.verification
+    return "" if v is None or v.verdict == "refuted" else f" · {'verified' if v.verdict == 'confirmed' else 'unverified'}"
+
+
+def _unverified_why(f: Finding, limit: int) -> str:
+    v = f.verification
+    return "" if v is None or v.verdict != "unverified" else "Not verified: " + safe(_clip(v.reason, limit))
+
+
 def comment_body(f: Finding, diff: Diff | None = None) -> str:
     conf = "" if f.confidence is None else f" · confidence {f.confidence:.2f}"
-    parts = [f"**{f.severity}** · {f.category}{conf}", "", safe(_clip(f.issue))]
+    parts = [f"**{f.severity}** · {f.category}{conf}{_checked(f)}", "", safe(_clip(f.issue))]
+    if why := _unverified_why(f, 600):
+        parts += ["", why]
     if f.suggestion:
         parts += ["", "Fix: " + safe(_clip(f.suggestion))]
     if f.replacement is not None and f.side == "RIGHT":
@@ -448,7 +464,9 @@ _LISTED_CODE = 800
 def listed(f: Finding, diff: Diff | None = None) -> str:
     """One finding as a compact list entry of a review body or follow-up comment, marker included."""
     conf = "" if f.confidence is None else f" · confidence {f.confidence:.2f}"
-    out = f"- **{f.severity}** · `{safe(location(f))}` · {f.category}{conf}: {safe(_clip(f.issue, _LISTED_ISSUE))}"
+    out = f"- **{f.severity}** · `{safe(location(f))}` · {f.category}{conf}{_checked(f)}: {safe(_clip(f.issue, _LISTED_ISSUE))}"
+    if why := _unverified_why(f, 300):
+        out += "\n  " + why
     if f.suggestion:
         out += "\n  Fix: " + safe(_clip(f.suggestion, _LISTED_ISSUE))
     if f.replacement and len(f.replacement) <= _LISTED_CODE:
@@ -458,10 +476,28 @@ def listed(f: Finding, diff: Diff | None = None) -> str:
     return out + "\n  " + finding_marker(f, *_code_of(f, diff)) + "\n"
 
 
+def listed_refuted(f: Finding) -> str:
+    """A finding the verifier refuted, as a list entry: what was claimed, and why it does not hold.
+
+    Its marker is `checked`, not `f`: it was not posted, so a later run must not
+    take it for a posted finding (`read_prior` reads only `f` markers).
+    """
+    reason = f.verification.reason if f.verification is not None else ""
+    out = (f"- `{safe(location(f))}` · {f.category}: {safe(_clip(f.issue, _LISTED_ISSUE))}\n"
+           f"  Refuted: {safe(_clip(reason, _LISTED_ISSUE))}")
+    data: dict[str, Any] = {"fp": f.fingerprint, "file": f.file}
+    if f.line is not None:
+        data["line"] = f.line
+    return out + "\n  " + marker("checked", data) + "\n"
+
+
+CHECKED_TITLE = "Checked and not posted (refuted by the verifier)"
+
 _SECTIONS = (
     ("unanchored", "Findings outside the diff", False),
     ("over_cap", "More findings (over the inline comment limit)", False),
     ("verify", "For a human to verify (low confidence)", True),
+    ("refuted", CHECKED_TITLE, True),
 )
 
 
@@ -471,33 +507,38 @@ class Composed:
     unanchored: list[Finding]
     verify: list[Finding]
     over_cap: list[Finding]
+    refuted: list[Finding] = field(default_factory=list)
+    """Findings the verifier refuted: listed with the reason, collapsed, never inline."""
 
     def listings(self, pr: PullRequest, run_id: str, result: ReviewResult, outcome: Outcome,
                  diff: Diff | None = None) -> tuple[str, list[str], dict[str, int]]:
         """The review body and the follow-up comments for what does not fit in it.
 
         Returns (body, follow-ups, counts): counts of findings listed in the
-        body, in follow-ups, and how many of those are low confidence.
+        body, in follow-ups, and how many of those are low confidence and how
+        many were refuted by the verifier (both listed, so also in the first two).
         """
         c = counts(list(outcome.new))
         head = (
             f"### reviewer: {len(outcome.new)} new finding(s) on {pr.head_sha[:7]}\n\n"
             f"{c['critical']} critical · {c['warning']} warning · {c['info']} info"
             + (f" · {outcome.suppressed} repeat(s) of earlier findings, not posted again" if outcome.suppressed else "")
+            + (f" · {len(self.refuted)} checked by the verifier and not posted" if self.refuted else "")
             + (f" · {len(result.failed)} file(s) failed" if result.failed else "")
             + "\n"
             + (f"\n**Incomplete:** {safe(result.incomplete.message)}\n" if result.incomplete else "")
         )
         pages: list[list[str]] = [[head]]
         sizes = [len(head)]
-        where = {"body": 0, "followups": 0, "low_confidence": 0}
+        where = {"body": 0, "followups": 0, "low_confidence": 0, "refuted": 0}
         for key, title, collapsed in _SECTIONS:
             items: list[Finding] = getattr(self, key)
             if not items:
                 continue
             opened = -1
+            show = listed_refuted if key == "refuted" else (lambda f: listed(f, diff))
             for f in items:
-                entry = listed(f, diff)
+                entry = show(f)
                 if opened != len(pages) - 1:
                     # A section starts (again) on this page.
                     heading = (f"\n<details><summary>{title} ({len(items)})</summary>\n\n" if collapsed
@@ -513,12 +554,13 @@ class Composed:
                     sizes.append(len(followup_head))
                     heading = (f"\n<details><summary>{title} ({len(items)}, continued)</summary>\n\n" if collapsed
                                else f"\n**{title}** ({len(items)}, continued)\n\n")
-                    entry = heading + listed(f, diff)
+                    entry = heading + show(f)
                 opened = len(pages) - 1
                 pages[-1].append(entry)
                 sizes[-1] += len(entry)
                 where["body" if len(pages) == 1 else "followups"] += 1
                 where["low_confidence"] += key == "verify"
+                where["refuted"] += key == "refuted"
             if collapsed:
                 pages[-1].append("\n</details>\n")
                 sizes[-1] += len("\n</details>\n")
@@ -561,6 +603,8 @@ class Posting:
     in_followups: int = 0
     followups: int = 0
     low_confidence: int = 0
+    refuted: int = 0
+    """Listed findings (body and follow-ups) that the verifier refuted: "Checked and not posted"."""
     resolved: int = 0
     notes: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
@@ -613,8 +657,9 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
     repo = gh.get_repo(pr.repo)
     pull = repo.get_pull(pr.number)
     composed = compose(outcome.new, config)
+    composed.refuted = list(result.refuted)
     followups: list[str] = []
-    if outcome.new:
+    if outcome.new or composed.refuted:
         commit = repo.get_commit(pr.head_sha)
         attempts: list[list[Finding]] = []
         for attempt in (composed.inline, _conservative(composed.inline, diff), _added_only(composed.inline, diff), []):
@@ -624,7 +669,7 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
             # By identity, not equality: a retry may have moved a finding to one line.
             kept = {f.fingerprint for f in inline}
             moved = [f for f in composed.inline if f.fingerprint not in kept]
-            draft = Composed(inline, composed.unanchored + moved, composed.verify, composed.over_cap)
+            draft = Composed(inline, composed.unanchored + moved, composed.verify, composed.over_cap, composed.refuted)
             body, followups, where = draft.listings(pr, run_id, result, outcome, diff)
             try:
                 review = _create_review(pull, commit, body, [inline_comment(f, diff) for f in inline], prior.login, run_id)
@@ -638,6 +683,7 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
             posting.in_body = where["body"]
             posting.in_followups = where["followups"]
             posting.low_confidence = where["low_confidence"]
+            posting.refuted = where["refuted"]
             break
     for part, text in enumerate(followups, 1):
         _create_comment_once(pull, text, prior.login, run_id, part)
@@ -727,8 +773,9 @@ class Ledger:
     """Where every finding the model returned went, as the summary comment shows it.
 
     The conservation law: returned = inline + body + follow-ups + repeats +
-    merged + over the limits + rejected (low-confidence findings are listed in
-    the body or a follow-up, and counted there).
+    merged + over the limits + rejected (low-confidence findings, and the ones
+    the verifier refuted, are listed in the body or a follow-up, and counted
+    there; `low_confidence` and `refuted` say how many of those they are).
     """
 
     returned: int
@@ -740,12 +787,16 @@ class Ledger:
     merged: int
     over_limit: int
     rejected: int
+    refuted: int = 0
+    confirmed: int = 0
+    unverified: int = 0
 
     @classmethod
     def of(cls, result: ReviewResult, outcome: Outcome, posting: Posting) -> Ledger:
         t = result.tally
         return cls(t.returned, posting.inline, posting.in_body, posting.in_followups, posting.low_confidence,
-                   outcome.suppressed, t.merged, t.over_limit_total, t.rejected_total)
+                   outcome.suppressed, t.merged, t.over_limit_total, t.rejected_total, posting.refuted,
+                   t.confirmed, t.unverified)
 
     @property
     def accounted(self) -> int:
@@ -761,6 +812,11 @@ class Ledger:
             "",
             *([f"{self.low_confidence} of the listed findings are low confidence, in the \"For a human to verify\" sections."]
               if self.low_confidence else []),
+            *([f"{self.refuted} of the listed findings were refuted by the verifier, in the \"Checked and not posted\" sections."]
+              if self.refuted else []),
+            *([f"Verification: {self.confirmed} confirmed with quoted code, {self.refuted} refuted, "
+               f"{self.unverified} unverified (kept with the aggregate pass's rating)."]
+              if self.confirmed or self.refuted or self.unverified else []),
         ]
 
 

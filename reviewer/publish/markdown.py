@@ -29,7 +29,11 @@ def _runs(line: str) -> list[str]:
 
 def finding_block(f: Finding) -> str:
     conf = "" if f.confidence is None else f" · confidence {f.confidence:.2f}"
-    parts = [f"**{f.severity}** · `{location(f)}` · {f.category}{conf}", "", safe(f.issue)]
+    v = f.verification
+    mark = "" if v is None else " · verified" if v.verdict == "confirmed" else " · unverified"
+    parts = [f"**{f.severity}** · `{location(f)}` · {f.category}{conf}{mark}", "", safe(f.issue)]
+    if v is not None and v.verdict == "unverified":
+        parts += ["", "Not verified: " + safe(v.reason)]
     if f.suggestion:
         parts += ["", "Fix: " + safe(f.suggestion)]
     if f.replacement:
@@ -58,6 +62,11 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
             out += [f"### {severity.capitalize()} ({len(group)})", ""]
             for f in group:
                 out += [finding_block(f), "", "---", ""]
+    if result.refuted:
+        out += [f"<details><summary>Checked and not posted (refuted by the verifier) ({len(result.refuted)})</summary>", ""]
+        out += [f"- `{safe(location(f))}` · {f.category}: {safe(f.issue)}<br>Refuted: "
+                f"{safe(f.verification.reason if f.verification else '')}" for f in result.refuted]
+        out += ["", "</details>", ""]
     if result.skipped:
         out += ["<details><summary>Skipped files</summary>", ""]
         out += [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped]
@@ -68,9 +77,13 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
         out.append("")
     if result.notes:
         out += ["Notes:", ""] + [f"- {safe(n)}" for n in result.notes] + [""]
+    t = result.tally
+    if t.confirmed or t.refuted or t.unverified:
+        out += [f"Verification: {t.confirmed} confirmed with quoted code, {t.refuted} refuted, {t.unverified} unverified.", ""]
     calls = result.calls_per_pass()
     out.append(
-        f"<sub>{calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate call(s) · "
+        f"<sub>{calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate, "
+        f"{calls['verify']} verify call(s) · "
         f"{u.total_input:,} input tokens ({u.cache_read_input_tokens:,} cache read) · {u.output_tokens:,} output · {cost}</sub>"
     )
     return "\n".join(out) + "\n"
@@ -83,7 +96,8 @@ def render_plan(plan: Plan) -> str:
     out += [f"- `{safe(p)}`" for p in plan.reviewed]
     if plan.skipped:
         out += ["", "Skipped:", ""] + [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in plan.skipped]
-    out += ["", f"Calls: {calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate.",
+    out += ["", f"Calls: {calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate"
+            + (f", ~{calls['verify']} verify (estimated)." if calls["verify"] else "."),
             f"Estimated: {plan.usage.total_input:,} input tokens, {plan.usage.output_tokens:,} output, {cost}."]
     out += [f"- {safe(n)}" for n in plan.notes]
     return "\n".join(out) + "\n"

@@ -21,14 +21,22 @@ def render(result: ReviewResult) -> str:
     ]
     for f in result.findings:
         conf = "" if f.confidence is None else f" confidence {f.confidence:.2f}"
-        lines.append(f"{f.severity.upper():<8} {location(f)}  [{f.category}]{conf}")
+        v = f.verification
+        mark = "" if v is None else " verified" if v.verdict == "confirmed" else " UNVERIFIED"
+        lines.append(f"{f.severity.upper():<8} {location(f)}  [{f.category}]{conf}{mark}")
         lines.extend(textwrap.indent(textwrap.fill(f.issue, 96), "    ").splitlines())
+        if v is not None and v.verdict == "unverified":
+            lines.extend(textwrap.indent(textwrap.fill("not verified: " + v.reason, 96), "    ").splitlines())
         if f.suggestion:
             lines.extend(textwrap.indent(textwrap.fill("fix: " + f.suggestion, 96), "    ").splitlines())
         if f.replacement:
             lines.append("    replacement:")
             lines.extend(textwrap.indent(f.replacement, "      | ").splitlines())
         lines.append("")
+    for f in result.refuted:
+        reason = f.verification.reason if f.verification else ""
+        lines.append(f"refuted  {location(f)}  [{f.category}] {f.issue}")
+        lines.extend(textwrap.indent(textwrap.fill("checked and not posted: " + reason, 96), "         ").splitlines())
     for s in result.skipped:
         lines.append(f"skipped  {s.path}: {s.reason}")
     for fail in result.failed:
@@ -39,8 +47,11 @@ def render(result: ReviewResult) -> str:
     u = result.usage
     lines.append(
         f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
-        f"aggregate {calls['aggregate']}, repairs {calls['repairs']}"
+        f"aggregate {calls['aggregate']}, verify {calls['verify']}, repairs {calls['repairs']}"
     )
+    t = result.tally
+    if t.confirmed or t.refuted or t.unverified:
+        lines.append(f"verified {t.confirmed} confirmed, {t.refuted} refuted (not kept), {t.unverified} unverified")
     lines.append(
         f"tokens   input {u.input_tokens:,}, cache write {u.cache_creation_input_tokens:,}, "
         f"cache read {u.cache_read_input_tokens:,}, output {u.output_tokens:,}; cost {usd(result.cost_usd)}"
@@ -59,7 +70,7 @@ def render_plan(plan: Plan) -> str:
     lines += [
         "",
         f"calls    per-file {calls['per_file']}, cross-file {calls['cross_file']}, "
-        f"aggregate {calls['aggregate']}",
+        f"aggregate {calls['aggregate']}" + (f", verify ~{calls['verify']}" if calls["verify"] else ""),
         f"tokens   ~{u.total_input:,} input ({u.cache_read_input_tokens:,} from cache), "
         f"~{u.output_tokens:,} output (estimate)",
         f"cost     ~{usd(plan.cost_usd)} (estimate)",
