@@ -321,6 +321,11 @@ class ModelClient:
                 done_with_tools = tools is None or rounds >= tools.max_rounds or attempt > 0
                 if tools is not None and done_with_tools:
                     params["tool_choice"] = {"type": "none"}
+                    # A change of tool_choice invalidates the messages part of the cache (§3):
+                    # this turn cannot read what the earlier turns wrote, and as the last turn
+                    # nothing reads what it would write (bar a rare repair), so it writes nothing
+                    # instead of paying the write premium on the whole conversation.
+                    params.pop("cache_control", None)
                 message = await self._send(pass_name, subject, model, attempt > 0, began, params)
                 if tools is None or done_with_tools or message.stop_reason != "tool_use":
                     break

@@ -167,3 +167,30 @@ def test_a_diff_file_has_no_tools_and_says_so_once(anthropic_emu, shop, capsys, 
     notes = json.loads(out)["stats"]["notes"]
     assert sum("tools are off" in n for n in notes) == 1
     assert all("tools" not in r.body for r in anthropic_emu.message_requests())
+
+
+def test_the_answer_forced_at_max_tool_rounds_pays_no_cache_write_nobody_can_read(anthropic_emu, shop) -> None:
+    # tool_choice none keys the messages part of the cache anew (anthropic.md §3): the forced last
+    # turn reads only the system prefix, and a write of its conversation would never be read.
+    from reviewer import diff as diff_mod
+    from reviewer import engine
+    from reviewer.config import Config
+    from reviewer.repo_view import RepoView
+
+    rows = "".join(f"    row_{i} = 'padding to make the conversation cacheable {i}'\n" for i in range(120))
+    (shop / "cart.py").write_text((shop / "cart.py").read_text() + "\n\ndef rows():\n" + rows + "    return 1\n")
+    commit(shop, "a longer cart.py")
+    anthropic_emu.responder = ScriptedModel(per_file={"cart.py": Turns(
+        ToolCalls([("read_file", {"path": "util.py"})]),
+        {"findings": [STALE]},
+    )})
+    parsed = diff_mod.parse(git(shop, "diff", "main...feature"))
+    with RepoView(shop, "feature") as view:
+        result = engine.review(parsed, Config(max_tool_rounds=1, prewarm=False), view=view)
+    cart = [r for r in anthropic_emu.message_requests() if "File: cart.py" in task_text(r.body)]
+    assert [r.body.get("tool_choice") for r in cart] == [None, {"type": "none"}]
+    assert "cache_control" in cart[0].body and "cache_control" not in cart[1].body
+    forced = [c for c in result.calls if c.subject == "cart.py"][-1]
+    assert forced.usage.cache_creation_input_tokens == 0
+    assert forced.usage.input_tokens > 1_000  # the conversation, billed once as plain input
+    assert [f.issue for f in result.findings] == [STALE["issue"]]
