@@ -2,7 +2,9 @@
 
     ReviewerError               3  unexpected failure inside reviewer's domain
     ├── UsageError              2  bad flags, missing input, missing credentials
-    │   └── ConfigError         2  a configuration file names an unknown key or a wrong type
+    │   ├── ConfigError         2  a configuration file names an unknown key or a wrong type
+    │   └── StateError          2  the audit state cannot be used as it is: on a read-only
+    │                              filesystem, on a full disk, locked by another process, damaged
     └── ServiceError            3  the model or an API failed and no result could be produced
 
 Exit code 1 (a finding at or above --fail-on, or an estimate above --max-cost)
@@ -48,6 +50,18 @@ class UsageError(ReviewerError):
 
 class ConfigError(UsageError):
     """A configuration file is wrong; the message names the file and the key."""
+
+
+class StateError(UsageError):
+    """The audit state cannot be read or written; the message names the cause and the path.
+
+    `cause` is one of: read-only, full, locked, damaged. Only `damaged` ever
+    advises moving the file aside: the others hold a valid state.
+    """
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class ServiceError(ReviewerError):

@@ -28,7 +28,7 @@ from ..deadline import Deadline, DeadlineReached
 from ..errors import UsageError
 from ..pricing import usd
 from . import Progress, collect, plan as plan_mod, report as report_mod, submit
-from .state import RUN_STATUSES, Batch, Run, Store, now, open_readonly, pack
+from .state import RUN_STATUSES, Batch, Run, Store, now, open_readonly, pack, translated
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,12 @@ def plan(s: Settings, progress: Progress | None = None) -> tuple[plan_mod.Plan, 
 
     Also returns the unfinished run in the state, if any.
     """
-    store = open_readonly(s.state_path)
-    if store is None:
-        return _build_plan(s, None, progress), None
-    with store:
-        return _build_plan(s, store, progress), store.active_run()
+    with translated(s.state_path):
+        store = open_readonly(s.state_path)
+        if store is None:
+            return _build_plan(s, None, progress), None
+        with store:
+            return _build_plan(s, store, progress), store.active_run()
 
 
 def _build_plan(s: Settings, store: Store | None, progress: Progress | None) -> plan_mod.Plan:
@@ -109,11 +110,16 @@ def _deadline(s: Settings) -> Deadline:
 
 def run(s: Settings, progress: Progress) -> Outcome:
     deadline = _deadline(s)
-    with Store(s.state_path, lock=True) as store:
+    with translated(s.state_path), _writer(s, progress, "reviewer audit run") as store:
         try:
             return _run(store, s, progress, deadline)
         finally:
             store.checkpoint()
+
+
+def _writer(s: Settings, progress: Progress, command: str) -> Store:
+    """The state for a command that writes it: locked, waiting (with a line) for a foreign SQLite lock."""
+    return Store(s.state_path, lock=True, log=progress.log, command=command)
 
 
 def _run(store: Store, s: Settings, progress: Progress, deadline: Deadline) -> Outcome:
@@ -286,7 +292,7 @@ def _publish(report: report_mod.AuditReport, s: Settings, progress: Progress) ->
 
 def collect_run(s: Settings, progress: Progress) -> Outcome:
     """Continue the unfinished run; with none, write the latest run's reports again."""
-    with Store(s.state_path, lock=True) as store:
+    with translated(s.state_path), _writer(s, progress, "reviewer audit collect") as store:
         try:
             active = store.active_run()
             if active is not None:
@@ -301,7 +307,7 @@ def collect_run(s: Settings, progress: Progress) -> Outcome:
 
 
 def cancel(s: Settings, progress: Progress) -> Outcome:
-    with Store(s.state_path, lock=True) as store:
+    with translated(s.state_path), _writer(s, progress, "reviewer audit cancel") as store:
         try:
             active = store.active_run()
             if active is None:
@@ -350,21 +356,23 @@ def _line(store: Store, r: Run, detail: bool = False) -> RunLine:
 
 
 def list_runs(state_path: Path, statuses: tuple[str, ...] = RUN_STATUSES, limit: int | None = None) -> list[RunLine]:
-    store = open_readonly(state_path)
-    if store is None:
-        return []
-    with store:
-        return [_line(store, r) for r in store.runs(statuses or RUN_STATUSES, limit)]
+    with translated(state_path):
+        store = open_readonly(state_path)
+        if store is None:
+            return []
+        with store:
+            return [_line(store, r) for r in store.runs(statuses or RUN_STATUSES, limit)]
 
 
 def status(state_path: Path, run_id: int | None = None) -> RunLine | None:
     """The given run, else the unfinished one, else the latest; None when the state has no run."""
-    store = open_readonly(state_path)
-    if store is None:
-        return None
-    with store:
-        r = store.run(run_id) if run_id else (store.active_run() or store.latest_run())
-        return _line(store, r, detail=True) if r else None
+    with translated(state_path):
+        store = open_readonly(state_path)
+        if store is None:
+            return None
+        with store:
+            r = store.run(run_id) if run_id else (store.active_run() or store.latest_run())
+            return _line(store, r, detail=True) if r else None
 
 
 

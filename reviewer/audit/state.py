@@ -36,21 +36,42 @@ failed | canceled | split (re-chunked; its parts are new requests), and back to
 planned (with a new custom_id) when a batch result is errored or expired.
 Migrations are an ordered list of small functions (as in simonw/llm); the
 `schema_version` table records which ran.
+
+When the file cannot be used (issue 11, item 9), `StateError` (exit 2) names
+the cause in one line: a read-only filesystem, a full disk, a lock held by
+another process (with its pid), or a damaged file. Only a damaged file is
+worth moving aside; the others hold a valid state.
+
+Readers (`status`, `list`, `plan`) open the file with `mode=ro`, take no lock
+and never write, so they work while a run holds the lock and on a read-only
+filesystem. A WAL database needs its `-shm` file to be read; where that cannot
+be created (a read-only folder) and no `-wal` file holds changes, the reader
+opens it `immutable=1`: SQLite then reads the file alone, without locks, which
+is right only because nothing can write it there. With a non-empty `-wal` it
+would silently read an older state, so that case is refused with the reason.
+
+Writers hold `<state>.lock` (flock) and keep a fixed-size record in it: their
+pid, for the message another process shows, and the custom_ids of canary
+answers that were paid for but could not be saved (see `reviewer.audit.submit`).
+That record is rewritten in place, never grown, so it can be written when the
+disk is full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..errors import UsageError
+from ..errors import StateError, UsageError
 from ..models import Usage
 
 RUN_STATUSES = ("active", "canceling", "completed", "canceled", "failed", "refused")
@@ -245,8 +266,182 @@ def pack(text: str) -> bytes:
     return zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
 
 
+class DamagedValue(ValueError):
+    """A value read from the state does not decode: the file is damaged."""
+
+
 def unpack(blob: bytes) -> str:
-    return zlib.decompress(blob).decode("utf-8", "surrogatepass")
+    try:
+        return zlib.decompress(blob).decode("utf-8", "surrogatepass")
+    except (zlib.error, UnicodeDecodeError, TypeError) as exc:
+        raise DamagedValue(f"a stored text does not decode ({exc})") from None
+
+
+# ---------------------------------------------------------------------- why the file cannot be used
+
+# How long a writer waits for a SQLite lock another process holds on the state
+# (not our lock file, which says at once who holds it), printing a line first.
+LOCK_WAIT_SECONDS = 10.0
+# The lock file's record: rewritten in place at this fixed size, never grown.
+LOCK_RECORD_BYTES = 4096
+
+_READ_ONLY_ERRNOS = {errno.EROFS}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _sqlite_code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _dir_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent if path.parent.exists() else ".")
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (os.geteuid() == 0 and st.f_bfree == 0)
+
+
+def read_only_error(path: Path, detail: str = "", *, mount: bool = False) -> StateError:
+    """`mount`: known to be a read-only filesystem (EROFS); else the mounts say, or it is permissions."""
+    why = f" ({detail})" if detail else ""
+    mount = mount or _on_read_only_fs(path.parent) or (path.exists() and _on_read_only_fs(path))
+    where = "on a read-only filesystem" if mount else "not writable by this user (permissions)"
+    return StateError(f"{path}: the state is {where}{why}; `audit status`, `list` and `plan` "
+                      "can read it, `run`, `collect` and `cancel` need it writable", "read-only")
+
+
+def full_error(path: Path, detail: str = "") -> StateError:
+    why = f" ({detail})" if detail else ""
+    return StateError(f"{path}: the disk holding the state is full{why}; what was recorded before is kept: "
+                      "free space and run the same command again", "full")
+
+
+def damaged_error(path: Path, detail: str) -> StateError:
+    return StateError(f"{path}: not a reviewer audit state: the file is damaged ({detail}); move it aside (the "
+                      "next run starts a new state and sends every part again) or restore a copy", "damaged")
+
+
+def locked_error(path: Path, holder: str, *, ours: bool = True) -> StateError:
+    who = "another `reviewer audit` is using this state" if ours else "a process that is not reviewer holds it"
+    return StateError(f"{path}: locked by another process ({holder}): {who}; wait for it to finish", "locked")
+
+
+def state_error(path: Path, exc: BaseException) -> StateError | None:
+    """The one-line cause of `exc` met while using the state at `path`, or None when it is not the file's."""
+    if isinstance(exc, StateError):
+        return exc
+    if isinstance(exc, DamagedValue):
+        return damaged_error(path, str(exc))
+    if isinstance(exc, OSError):
+        if exc.errno in _READ_ONLY_ERRNOS:
+            return read_only_error(path, exc.strerror or "", mount=True)
+        if exc.errno in (errno.EACCES, errno.EPERM) and Path(str(exc.filename or "")).parent == path.parent:
+            return read_only_error(path, exc.strerror or "")
+        if exc.errno in _FULL_ERRNOS:
+            return full_error(path, exc.strerror or "")
+        return None
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = _sqlite_code(exc)
+    if code == 8:  # SQLITE_READONLY
+        return read_only_error(path, str(exc))
+    if code == 13:  # SQLITE_FULL
+        return full_error(path, str(exc))
+    if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        holder = lock_holder(path)
+        return locked_error(path, holder or f"a SQLite lock: {exc}", ours=holder is not None)
+    if code in (11, 26) or isinstance(exc, (sqlite3.DataError, sqlite3.IntegrityError)):
+        # SQLITE_CORRUPT, SQLITE_NOTADB; and text that is not UTF-8 (DataError/OperationalError "Could not decode")
+        return damaged_error(path, str(exc))
+    if "decode" in str(exc).lower():
+        return damaged_error(path, str(exc))
+    if code == 10:  # SQLITE_IOERR: a write refused by the device; a full one is the usual cause
+        if _dir_full(path):
+            return full_error(path, str(exc))
+        return StateError(f"{path}: the state cannot be read or written ({exc}); check the disk", "io")
+    if code == 14:  # SQLITE_CANTOPEN
+        if _dir_full(path):
+            return full_error(path, str(exc))
+        if not os.access(path.parent, os.W_OK) or _on_read_only_fs(path):
+            return read_only_error(path, str(exc))
+        return StateError(f"{path}: cannot open the state ({exc})", "io")
+    return None
+
+
+def _on_read_only_fs(path: Path) -> bool:
+    """Whether `path` (a file, or a folder) sits on a read-only mount."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """Turn a failure of the state file (or a full or read-only disk) into its one-line StateError."""
+    try:
+        yield
+    except (sqlite3.Error, OSError, DamagedValue) as exc:
+        error = state_error(path, exc)
+        if error is None:
+            raise
+        if isinstance(exc, OSError) and exc.filename and Path(str(exc.filename)).name not in (
+                path.name, path.name + ".lock", path.name + "-wal", path.name + "-shm"):
+            # A report or another file, not the state: name that file.
+            raise StateError(f"{exc.filename}: {exc.strerror or exc}", error.cause) from None
+        raise error from None
+
+
+def _read_lock_record(path: Path) -> dict[str, str]:
+    try:
+        with open(str(path) + ".lock", "rb") as fh:
+            text = fh.read(LOCK_RECORD_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return {}
+    record = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            record[key] = value
+    return record
+
+
+def check_size(path: Path) -> None:
+    """Raise the damaged StateError when the file is shorter than its own header says (a truncated copy).
+
+    SQLite reads pages lazily, so a truncated state can answer the first
+    queries and fail, or answer wrongly, later; the header's page count
+    (trusted when its change counter matches, as SQLite does) tells at once.
+    Not while a `-wal` file holds pages: an unfinished checkpoint (a full disk
+    stops one) leaves the file shorter than its header, and the WAL is right.
+    """
+    wal = Path(str(path) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return  # not SQLite at all: SQLite itself says so
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and pages and size < pages * page:
+        raise damaged_error(path, f"truncated: {size:,} of {pages * page:,} bytes")
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the state's lock, from the pid its holder recorded (None when nothing says)."""
+    record = _read_lock_record(path)
+    pid = record.get("pid", "")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return None  # nothing recorded, or this very process (a SQLite lock is someone else's)
+    what = record.get("command", "reviewer audit")
+    since = record.get("since")
+    return f"pid {pid}, `{what}`" + (f" since {since}" if since else "")
 
 
 @dataclass(frozen=True)
@@ -352,43 +547,120 @@ def _batch(row: Sequence[Any]) -> Batch:
 
 class Store:
     """The state file, migrated on open. Use as a context manager; `lock=True`
-    also takes an exclusive lock so two audits cannot drive the same state."""
+    also takes an exclusive lock so two audits cannot drive the same state.
 
-    def __init__(self, path: Path, *, lock: bool = False, readonly: bool = False) -> None:
+    Raises StateError when the file cannot be used (see the module docstring).
+    `log` receives a line before a wait for another process's lock.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = False, readonly: bool = False,
+                 log: Callable[[str], None] | None = None, command: str = "reviewer audit") -> None:
         self.path = path
         self._lock_fd: int | None = None
-        if not readonly:
-            try:
-                from .plan import private_dir
-
-                private_dir(path.parent)
-            except OSError as exc:
-                raise UsageError(f"{path}: cannot create the state folder: {exc.strerror or exc}") from None
-            if lock:
-                self._take_lock()
-        elif not path.exists():
-            raise FileNotFoundError(path)
+        self.db: sqlite3.Connection | None = None  # type: ignore[assignment]
+        self.unsaved_answers: tuple[str, ...] = ()
+        """custom_ids of canary answers a previous process paid for but could not save."""
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(path)
+            check_size(path)
+            self._open_readonly()
+            return
         try:
-            if readonly:
-                # A URI, so a path holding %, # or ? (CI workspaces do) is read as itself.
-                self.db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
-            else:
-                self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+            from .plan import private_dir
+
+            private_dir(path.parent)
+        except OSError as exc:
+            self.close()
+            error = state_error(path, exc)
+            raise error or UsageError(f"{path}: cannot create the state folder: {exc.strerror or exc}") from None
+        try:
+            if lock:
+                self._take_lock(command)
+            check_size(path)
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=LOCK_WAIT_SECONDS)
+            self.db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+            self._wait_for_foreign_lock(log)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # FULL: an intent row must be on disk before the create call it announces.
+            self.db.execute("PRAGMA synchronous = FULL")
+            self._migrate(False)
+            # Every run decodes before anything is written: a damaged record found
+            # half-way through a command would leave a new run beside it.
+            self.runs()
+        except BaseException as exc:
+            self.close()
+            error = state_error(path, exc) if isinstance(exc, (sqlite3.Error, OSError, DamagedValue)) else None
+            if error is not None:
+                raise error from None
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise damaged_error(path, str(exc)) from None
+            raise
+
+    def _open_readonly(self) -> None:
+        """`mode=ro`, then `immutable=1` where the `-shm` cannot be made and no `-wal` holds changes."""
+        path = self.path
+        # A URI, so a path holding %, # or ? (CI workspaces do) is read as itself.
+        uri = path.resolve().as_uri() + "?mode=ro"
+        try:
+            try:
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+                self._migrate(True)
+            except sqlite3.OperationalError as exc:
+                if _sqlite_code(exc) != 14 or os.access(path.parent, os.W_OK) and not _on_read_only_fs(path.parent):
+                    raise
+                self.close()
+                wal = Path(str(path) + "-wal")
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise StateError(f"{path}: the state is on a read-only filesystem and its write-ahead log "
+                                     f"({wal.name}) holds changes SQLite can only read where it may write; copy "
+                                     "the folder somewhere writable to read it", "read-only") from None
+                self.db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+                self._migrate(True)
         except sqlite3.Error as exc:
             self.close()
-            raise UsageError(f"{path}: cannot open the state: {exc}") from None
-        try:
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                # FULL: an intent row must be on disk before the create call it announces.
-                self.db.execute("PRAGMA synchronous = FULL")
-            self._migrate(readonly)
-        except sqlite3.DatabaseError as exc:
+            error = state_error(path, exc)
+            if error is not None:
+                raise error from None
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise damaged_error(path, str(exc)) from None
+            raise
+        except BaseException:
             self.close()
-            raise UsageError(f"{path}: not a reviewer audit state ({exc}); move it aside or pass another --state") from None
+            raise
 
-    def _take_lock(self) -> None:
+    def _wait_for_foreign_lock(self, log: Callable[[str], None] | None) -> None:
+        """Wait up to LOCK_WAIT_SECONDS for a write lock another process holds on the file itself.
+
+        Our lock file keeps other reviewer processes out; this is a process that
+        is not one (a `sqlite3` shell with an open transaction, a backup tool).
+        A line is printed first, so the wait is never silent.
+        """
+        assert self.db is not None
+        self.db.execute("PRAGMA busy_timeout = 0")
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("ROLLBACK")
+                break
+            except sqlite3.OperationalError as exc:
+                if _sqlite_code(exc) not in (5, 6):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= LOCK_WAIT_SECONDS:
+                    raise locked_error(self.path, f"a SQLite write lock on the file, still held after "
+                                       f"{LOCK_WAIT_SECONDS:g} s", ours=False) from None
+                if not said and log is not None:
+                    log(f"{self.path}: another process holds a write lock on the state; waiting up to "
+                        f"{LOCK_WAIT_SECONDS:g} s")
+                    said = True
+                time.sleep(0.2)
+        self.db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+
+    def _take_lock(self, command: str) -> None:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no advisory lock
@@ -398,8 +670,47 @@ class Store:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise UsageError(f"{self.path}: another `reviewer audit` is using this state; wait for it to finish") from None
+            # At once, not after a wait: the holder is usually a run that lasts hours.
+            raise locked_error(self.path, lock_holder(self.path) or "another `reviewer audit`") from None
         self._lock_fd = fd
+        previous = _read_lock_record(self.path)
+        self.unsaved_answers = tuple(previous.get("unsaved", "").split())
+        self._command = command
+        self._since = now()
+        try:
+            if os.fstat(fd).st_size < LOCK_RECORD_BYTES:
+                # Full size once, so later records overwrite it in place (possible on a full disk).
+                os.ftruncate(fd, LOCK_RECORD_BYTES)
+                os.pwrite(fd, b" " * LOCK_RECORD_BYTES, 0)
+        except OSError:
+            pass  # a full disk: the pid is best effort, the lock itself holds
+        self._write_lock_record()
+
+    def _write_lock_record(self) -> bool:
+        """Rewrite the lock file's record in place; False when it could not be written."""
+        if self._lock_fd is None:
+            return False
+        lines = [f"pid {os.getpid()}", f"command {self._command}", f"since {self._since}"]
+        if self.unsaved_answers:
+            lines.append("unsaved " + " ".join(self.unsaved_answers))
+        data = "\n".join(lines).encode("utf-8")[:LOCK_RECORD_BYTES - 1] + b"\n"
+        try:
+            os.pwrite(self._lock_fd, data.ljust(LOCK_RECORD_BYTES, b" "), 0)
+            os.fsync(self._lock_fd)
+            return True
+        except OSError:
+            return False
+
+    def note_unsaved_answer(self, custom_id: str) -> bool:
+        """Remember, outside the database, that `custom_id`'s paid answer could not be saved."""
+        self.unsaved_answers = (*self.unsaved_answers, custom_id)
+        return self._write_lock_record()
+
+    def forget_unsaved_answers(self) -> None:
+        """The state now says what became of them (call after that transaction committed)."""
+        if self.unsaved_answers:
+            self.unsaved_answers = ()
+            self._write_lock_record()
 
     def _migrate(self, readonly: bool) -> None:
         exists = self.db.execute(
@@ -432,7 +743,9 @@ class Store:
     def close(self) -> None:
         try:
             if getattr(self, "db", None) is not None:
-                self.db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
+                self.db = None  # type: ignore[assignment]
         finally:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
@@ -450,10 +763,14 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR do):
+            # a second ROLLBACK would raise and hide the cause.
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     # ------------------------------------------------------------------ runs
 
@@ -461,9 +778,14 @@ class Store:
         (id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
          system, max_tokens, canary, canary_passed, max_attempts, max_findings, files, skipped, chunks,
          carried, dedup, estimate, summary) = row
+        try:
+            system_blocks = tuple(json.loads(system))
+            summary_doc = json.loads(summary) if summary else None
+        except (ValueError, TypeError) as exc:
+            raise DamagedValue(f"run {id_} does not decode ({exc})") from None
         return Run(id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
-                   tuple(json.loads(system)), max_tokens, canary, bool(canary_passed), max_attempts, max_findings,
-                   files, skipped, chunks, carried, dedup, estimate, json.loads(summary) if summary else None)
+                   system_blocks, max_tokens, canary, bool(canary_passed), max_attempts, max_findings,
+                   files, skipped, chunks, carried, dedup, estimate, summary_doc)
 
     _RUN_COLUMNS = ("id, created_at, finished_at, status, reason, repo_dir, commit_sha, tree_key, model, "
                     "prompt_version, context_digest, system_json, max_tokens, canary, canary_passed, max_attempts, "

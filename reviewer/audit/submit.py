@@ -6,6 +6,24 @@ schema. An invalid answer or a request the API rejects (4xx) fails the run
 with the reason and nothing is batched: a broken prompt costs N requests, not
 the repository. Valid canary answers are kept: those requests are done.
 
+A canary request is paid when it is answered, so its answer must never be
+lost to a failed write and then bought again on resume (issue 11, item 9):
+
+1. before the call, the request is marked `submitting` (no batch) in its own
+   transaction: if that write fails (a full or read-only disk), nothing was sent;
+2. the answer is recorded in one transaction with its usage and findings;
+3. when that write fails, the custom_id is written into the lock file's
+   fixed-size record (an overwrite in place, which a full disk allows), and
+   the command stops with StateError naming the lost answer.
+
+On resume, a canary request still `submitting` whose custom_id the lock record
+names is failed ("answered and paid, but the answer could not be saved"), not
+sent again: re-sending would pay twice for what the run already bought, and a
+part not audited is listed in the report, so nothing disappears quietly. One
+the record does not name was cut off by a kill during the call (no answer
+reached us): it goes back to planned and is sent again, as before. A failed
+call, a deadline or an interrupt puts the request back to planned at once.
+
 Batches hold at most `max_requests` requests and `max_bytes` of JSON (the API
 allows 100,000 and 256 MB). A batch is created in three steps, each its own
 transaction or call:
@@ -51,10 +69,10 @@ from .. import schemas
 from ..client import api_message, fatal_errors, refused
 from ..config import Config
 from ..deadline import Deadline
-from ..errors import ServiceError
+from ..errors import ServiceError, StateError
 from . import Progress, plan
-from .collect import record_answer
-from .state import Batch, Request, Run, Store, now, parse_time
+from .collect import fail, record_answer
+from .state import Batch, Request, Run, Store, now, parse_time, state_error
 
 # A listed batch created this long before the intent row may still be ours
 # (the API's clock and ours disagree a little).
@@ -95,6 +113,7 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
     and DeadlineReached at the deadline (each answer received is kept; the
     others stay planned for the next run).
     """
+    _resolve_in_flight(store, run, progress)
     pending = store.requests(run.id, ("planned",), canary=True)
     if pending:
         progress.log(f"canary: {len(pending)} request(s) through the Messages API before any batch")
@@ -106,14 +125,56 @@ def canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
             progress.stop()
 
 
+UNSAVED = ("answered and paid for in the canary, but the answer could not be saved (the state could not be "
+           "written); not sent again, so it is not paid twice")
+
+
+def _resolve_in_flight(store: Store, run: Run, progress: Progress) -> None:
+    """Canary requests a previous process sent without recording what came back (see the module docstring)."""
+    in_flight = [r for r in store.requests(run.id, ("submitting",), canary=True, with_text=False)
+                 if r.batch_id is None]
+    if not in_flight:
+        return
+    lost = set(store.unsaved_answers)
+    with store.transaction():
+        for req in in_flight:
+            if req.custom_id in lost:
+                fail(store, run, req, UNSAVED, transient=True)
+                # The canary still checks as many answers: the next planned request takes its place.
+                store.db.execute("UPDATE requests SET canary = 1 WHERE id = (SELECT id FROM requests WHERE run_id = ? "
+                                 "AND state = 'planned' AND canary = 0 ORDER BY id LIMIT 1)", (run.id,))
+                progress.log(f"canary: {req.custom_id} was {UNSAVED}")
+            else:
+                store.set_request(req.id, state="planned")
+    store.forget_unsaved_answers()
+
+
+def _unsend(store: Store, req: Request) -> None:
+    """No answer came back: the request is planned again (best effort; a failed write leaves it in flight)."""
+    try:
+        with store.transaction():
+            store.db.execute("UPDATE requests SET state = 'planned', updated_at = ? WHERE id = ? AND state = 'submitting'",
+                             (now(), req.id))
+    except Exception:  # noqa: BLE001 - the original failure is the one to report
+        pass
+
+
 def _canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress, deadline: Deadline,
             pending: list[Request]) -> str | None:
     for done, req in enumerate(pending):
         where = f"{req.custom_id} ({req.path}:{req.start_line}-{req.end_line})"
+        deadline.check(f"in the canary ({done} of {len(pending)} canary request(s) answered)")
+        with store.transaction():
+            # Write-ahead: on disk before the call, so a resume knows it may have been paid.
+            store.set_request(req.id, state="submitting")
         progress.in_flight(1)
         try:
-            message = deadline.call(sdk, lambda c: c.messages.create(**request_params(run, req)),
-                                    f"in the canary ({done} of {len(pending)} canary request(s) answered)")
+            try:
+                message = deadline.call(sdk, lambda c: c.messages.create(**request_params(run, req)),
+                                        f"in the canary ({done} of {len(pending)} canary request(s) answered)")
+            except BaseException:
+                _unsend(store, req)
+                raise
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
             raise refused(exc, "the canary request") from exc
         except anthropic.APIStatusError as exc:
@@ -132,11 +193,22 @@ def _canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress
         finally:
             progress.in_flight(0)
         progress.advance()
-        with store.transaction():
-            problem = record_answer(store, run, req, message, batch=False)
-            if problem is not None:
-                reason = f"canary: the answer to {where} is invalid: {problem}"
-                store.set_run(run.id, status="failed", reason=reason, finished_at=now())
+        try:
+            with store.transaction():
+                problem = record_answer(store, run, req, message, batch=False)
+                if problem is not None:
+                    reason = f"canary: the answer to {where} is invalid: {problem}"
+                    store.set_run(run.id, status="failed", reason=reason, finished_at=now())
+        except Exception as exc:
+            error = state_error(store.path, exc)
+            if error is None:
+                raise
+            noted = store.note_unsaved_answer(req.custom_id)
+            # Stop here: the next request's write-ahead would fail the same way, and
+            # a resume must not buy this answer again (see the module docstring).
+            raise StateError(f"{error}; the paid answer to canary request {where} could not be saved"
+                             + ("" if noted else " (nor noted in the lock file: a resume sends it again)")
+                             + ("; it will not be sent again" if noted else ""), error.cause) from None
         if problem is not None:
             return reason
     with store.transaction():
