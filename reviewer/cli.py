@@ -16,22 +16,24 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__, config as config_mod, diff as diff_mod, engine, progress as progress_mod, schemas
-from . import pull_request, source as source_mod
+from . import __version__, engine, pull_request, schemas
+from . import config as config_mod
+from . import progress as progress_mod
+from . import source as source_mod
+from .audit import cli as audit_cli
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError, exit_for_signal
 from .findings import at_or_above
-from .redact import redact, redact_document
-from .models import Diff, Plan, ReviewResult, Skipped
+from .models import Diff, Plan, ReviewResult
 from .progress import Progress
-from .publish import actions, github as github_pub, json as json_pub, markdown, sarif, text
-from .audit import cli as audit_cli
+from .publish import actions, markdown, sarif, text
+from .publish import json as json_pub
+from .redact import redact, redact_document
 
 FORMATS = ("text", "json", "markdown", "sarif")
 

@@ -22,8 +22,9 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import lazy, pricing, prompts, schemas
 from .config import Config
@@ -141,7 +142,7 @@ def stream_errors() -> tuple[type[BaseException], ...]:
     return (transport.HTTPError, anthropic.APIConnectionError)
 
 
-def fatal_errors() -> tuple[type[BaseException], ...]:
+def fatal_errors() -> tuple[type[anthropic.APIStatusError], ...]:
     """Errors no other call can avoid either: stop the whole review at once."""
     return (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.NotFoundError)
 
@@ -253,6 +254,8 @@ class ModelClient:
         Not at the HTTP headers: the docs promise the cache entry once "the response
         begins", and whether the headers already count is not documented.
         """
+        broken: tuple[type[BaseException], ...] = (anthropic.APIStatusError, StopAsyncIteration, *stream_errors())
+
         async def send(timeout: float) -> anthropic.types.Message:
             async with self._sdk.messages.stream(model=model, timeout=timeout, **params) as stream:
                 try:
@@ -260,7 +263,7 @@ class ModelClient:
                         pass
                     began.set()
                     return await stream.get_final_message()
-                except (anthropic.APIStatusError, StopAsyncIteration, *stream_errors()) as exc:
+                except broken as exc:
                     what = api_message(exc) if isinstance(exc, anthropic.APIStatusError) else type(exc).__name__
                     raise _StreamBroke(what) from exc
 

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from .repo_view import Entry, RepoView
 

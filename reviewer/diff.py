@@ -15,7 +15,8 @@ from __future__ import annotations
 import fnmatch
 import io
 import re
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import unidiff
 from unidiff.constants import LINE_TYPE_NO_NEWLINE

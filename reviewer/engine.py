@@ -40,8 +40,9 @@ import json
 import signal
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from . import findings as findings_mod
 from . import pricing, prompts, schemas
@@ -49,8 +50,19 @@ from .client import CallFailed, ModelClient, Prefix, Stopped, ToolBudget, ToolUs
 from .config import Config
 from .deadline import Deadline
 from .errors import ServiceError
-from .models import (Diff, Failed, Finding, Incomplete, Plan, PlannedCall, PriorFinding, Rejected, ReviewResult,
-                     Tally, Usage)
+from .models import (
+    Diff,
+    Failed,
+    Finding,
+    Incomplete,
+    Plan,
+    PlannedCall,
+    PriorFinding,
+    Rejected,
+    ReviewResult,
+    Tally,
+    Usage,
+)
 from .passes import aggregate, cross_file, per_file, verify
 from .progress import Progress
 from .redact import redact
@@ -350,7 +362,7 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
     failed: dict[str, str] = {}
     ledger = _Ledger()
     cut = False
-    for task, outcome in zip(s.tasks, outcomes):
+    for task, outcome in zip(s.tasks, outcomes, strict=True):
         if isinstance(outcome, Stopped):
             cut = True
             what = "the deadline was reached" if str(outcome) == "deadline" else f"interrupted by {outcome}"
@@ -492,7 +504,7 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
     outcomes = await _gather([check(found[i], k == 0) for k, i in enumerate(targets)])
     progress.stop()
     stopped = 0
-    for i, outcome in zip(targets, outcomes):
+    for i, outcome in zip(targets, outcomes, strict=True):
         if isinstance(outcome, Stopped):
             stopped += 1
             what = "the deadline was reached" if str(outcome) == "deadline" else f"interrupted by {outcome}"
@@ -501,7 +513,7 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
             found[i] = verify.unchecked(found[i], f"the verifier's call failed: {outcome}")
         else:
             found[i] = await asyncio.to_thread(verify.judge, found[i], outcome, view)
-    failed = sum(1 for i, o in zip(targets, outcomes) if isinstance(o, CallFailed) and not isinstance(o, Stopped))
+    failed = sum(1 for i, o in zip(targets, outcomes, strict=True) if isinstance(o, CallFailed) and not isinstance(o, Stopped))
     if failed:
         notes.append(f"{failed} verifier call(s) failed; those findings are kept with the aggregate pass's rating, "
                      "marked unverified")

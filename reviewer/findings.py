@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from . import identity
 from .models import SEVERITY_RANK, Diff, FileDiff, Finding, Rejected, Side
+
 
 @dataclass(frozen=True)
 class Anchored:

@@ -7,8 +7,9 @@ which follow `schemas/finding.schema.json` and `schemas/review.schema.json`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Side = Literal["RIGHT", "LEFT"]
 Severity = Literal["critical", "warning", "info"]

@@ -123,7 +123,8 @@ class Bars(Progress):
     def __init__(self, prefix: str) -> None:
         from rich.console import Console
         from rich.markup import escape
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichBars, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichBars
 
         self._prefix = prefix
         self._escape = escape

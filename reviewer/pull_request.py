@@ -18,9 +18,10 @@ Order of the flow (and of the requests it makes):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import diff as diff_mod
 from . import engine, source

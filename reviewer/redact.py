@@ -43,8 +43,9 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 REDACTED = "[redacted]"
 
@@ -107,7 +108,7 @@ def _detectors() -> tuple[Any, ...]:
     from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
     from detect_secrets.plugins.twilio import TwilioKeyDetector
 
-    class AnthropicKeyDetector(RegexBasedDetector):  # type: ignore[misc]
+    class AnthropicKeyDetector(RegexBasedDetector):
         """Anthropic API and admin keys (`sk-ant-api03-…`, `sk-ant-admin01-…`).
 
         NOTE: detect-secrets has no Anthropic detector (checked: 1.5.0 and its
@@ -117,7 +118,7 @@ def _detectors() -> tuple[Any, ...]:
         secret_type = "Anthropic API Key"
         denylist = (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),)
 
-    class GitHubFineGrainedTokenDetector(RegexBasedDetector):  # type: ignore[misc]
+    class GitHubFineGrainedTokenDetector(RegexBasedDetector):
         """GitHub fine-grained personal access tokens (`github_pat_…`).
 
         NOTE: detect-secrets' GitHubTokenDetector (1.5.0) knows only the

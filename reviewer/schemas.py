@@ -33,14 +33,14 @@ def _schema_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(name: str) -> dict[str, Any]:
     """The schema `schemas/<name>.schema.json` as a dict (do not mutate it)."""
     path = _schema_dir() / f"{name}.schema.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registry() -> Registry:
     resources_ = []
     for name in NAMES:
@@ -53,7 +53,7 @@ def _registry() -> Registry:
     return Registry().with_resources(resources_)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator_for(key: str) -> jsonschema.protocols.Validator:
     schema = json.loads(key)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
@@ -83,7 +83,7 @@ def model_finding_schema() -> dict[str, Any]:
     return finding
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def findings_answer_schema() -> dict[str, Any]:
     """Answer of the per-file and cross-file passes: `{"findings": [finding, ...]}` (do not mutate it)."""
     return {
@@ -94,7 +94,7 @@ def findings_answer_schema() -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def aggregate_answer_schema() -> dict[str, Any]:
     """Answer of the aggregate pass: groups of duplicate findings with a verdict each (do not mutate it)."""
     props = load("finding")["properties"]
@@ -129,7 +129,7 @@ def aggregate_answer_schema() -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def verify_answer_schema() -> dict[str, Any]:
     """Answer of a verifier call: `schemas/verdict.schema.json`, self-contained (do not mutate it)."""
     verdict = copy.deepcopy(load("verdict"))
@@ -149,7 +149,7 @@ def for_model(schema: dict[str, Any]) -> dict[str, Any]:
     return anthropic.transform_schema(copy.deepcopy(schema))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def findings_model_schema() -> dict[str, Any]:
     """`for_model(findings_answer_schema())`, built once: every audit request carries it (do not mutate it)."""
     return for_model(findings_answer_schema())

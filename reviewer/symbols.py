@@ -14,6 +14,7 @@ Pure functions over text; nothing here reads files or runs anything.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,11 +41,25 @@ def covered(path: str) -> bool:
     return path.endswith(PARSED_SUFFIXES)
 
 
+# CPython's parser is not safe to run from several threads at once: concurrent
+# ast.parse calls can fail with "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905), and tool calls run in worker threads.
+PARSE_LOCK = threading.Lock()
+
+
+def parse(source: str) -> ast.Module | None:
+    """`source` parsed, one parse at a time (PARSE_LOCK); None when it does not parse."""
+    try:
+        with PARSE_LOCK:
+            return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, SystemError):
+        return None
+
+
 def occurrences(source: str, name: str) -> list[Occurrence] | None:
     """Every occurrence of `name` in a Python `source`, in line order; None when it does not parse."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse(source)
+    if tree is None:
         return None
     lines = source.splitlines()
     nodes = list(ast.walk(tree))

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import symbols
 from .redact import redact
@@ -163,6 +164,8 @@ class ToolBox:
             return ToolResult(redact(str(exc)), is_error=True)
         except PathRefused as exc:
             return ToolResult(redact(f"{shown(exc.path)} {exc.reason}"), is_error=True)
+        except Exception as exc:  # noqa: BLE001 - what the model asks must never end the review
+            return ToolResult(f"the tool failed ({type(exc).__name__}); try another request", is_error=True)
         return ToolResult(redact(_clip(text)))
 
     # ------------------------------------------------------------------ tools
@@ -181,7 +184,8 @@ class ToolBox:
             return f"{shown(blob.path)} is empty."
         if first > total:
             raise _Refused(f"{shown(blob.path)} has {total} line(s); start_line {first} is past its end")
-        rows, size = [], 0
+        rows: list[str] = []
+        size = 0
         for n in range(first, last + 1):
             text = lines[n - 1]
             row = f"{n:>6} | {text if len(text) <= 2000 else text[:2000] + ' …[line cut]'}"
@@ -212,7 +216,7 @@ class ToolBox:
         if not matches:
             return f"no match for {pattern!r}" + (f" in {path_glob!r}" if path_glob else "")
         rows = [f"{path}:{line}: {text.strip()[:300]}" for path, line, text in matches]
-        return "\n".join(rows) + (f"\n[more matches not shown; narrow the pattern or the glob]" if more else "")
+        return "\n".join(rows) + ("\n[more matches not shown; narrow the pattern or the glob]" if more else "")
 
     def _find_symbol(self, name: str) -> str:
         if not re.fullmatch(_IDENT, name):

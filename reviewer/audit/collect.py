@@ -34,11 +34,10 @@ already final.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import lazy
 
@@ -195,7 +194,7 @@ def poll(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress,
     handled = 0
     for b in store.batches(run.id, ("in_progress", "canceling")):
         try:
-            live = deadline.call(sdk, lambda c: c.messages.batches.retrieve(b.api_id or ""),
+            live = deadline.call(sdk, functools.partial(_retrieve, batch_id=b.api_id or ""),
                                  f"while polling batch {b.api_id}")
         except anthropic.NotFoundError:
             _lost(store, run, b.id, f"batch {b.api_id} is no longer known to the API")
@@ -264,6 +263,7 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
     pending = 0
     try:
         store.db.execute("BEGIN IMMEDIATE")
+        broken: tuple[type[BaseException], ...] = (*stream_errors(), json.JSONDecodeError)
         try:
             for item in stream:
                 req = store.request_in_batch(b.id, item.custom_id)
@@ -284,7 +284,7 @@ def _read_results(store: Store, run: Run, sdk: anthropic.Anthropic, b: Any, prog
                 if deadline.expired():
                     store.db.execute("COMMIT")
                     raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}")
-        except (*stream_errors(), json.JSONDecodeError) as exc:
+        except broken as exc:
             store.db.execute("COMMIT")
             if deadline.expired():
                 raise DeadlineReached(f"--timeout {deadline.seconds:g}s reached {what}") from exc
@@ -354,3 +354,7 @@ def finish(store: Store, run: Run, summary: dict[str, Any]) -> Run:
     if pages > 256 and free * 2 > pages:
         store.db.execute("VACUUM")
     return store.run(run.id)
+
+
+def _retrieve(client: anthropic.Anthropic, batch_id: str) -> Any:
+    return client.messages.batches.retrieve(batch_id)

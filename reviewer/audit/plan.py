@@ -41,9 +41,10 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .. import definitions, pricing, prompts, schemas
 from ..client import Prefix
@@ -451,8 +452,7 @@ def build(repo_dir: Path, config: Config, *, model: str | None = None, known: It
                 uses = index.uses(path, data) if index is not None else None
                 chunks.extend(chunks_of(
                     path, data, context, budget, blob=entry.oid,
-                    definitions_for=(lambda a, b, u=uses: index.block(u, a, b, config.audit_context_tokens))
-                    if uses is not None and index is not None else None))
+                    definitions_for=_definitions_for(index, uses, config.audit_context_tokens)))
             progress.advance()
         progress.stop()
     return _plan(repo_dir, view.commit, config, context, files, skipped, chunks, known, canary, max_batch_requests,
@@ -636,3 +636,14 @@ def halves(text: str, start: int, tokens: int) -> list[tuple[int, str]]:
         mid = len(lines) // 2
         ranges = [(0, mid), (mid, len(lines))]
     return [(start + a, "\n".join(lines[a:b])) for a, b in ranges]
+
+
+def _definitions_for(index: Any, uses: Any, budget: int) -> Callable[[int, int], str] | None:
+    """The definitions block of lines a..b of one file, or None when the file imports nothing from the tree."""
+    if index is None or uses is None:
+        return None
+
+    def block(start: int, end: int) -> str:
+        return str(index.block(uses, start, end, budget))
+
+    return block

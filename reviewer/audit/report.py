@@ -43,9 +43,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .. import __version__, identity
 from .. import findings as findings_mod
@@ -239,7 +240,7 @@ def _inherit(store: Store, run: Run, fresh: list[tuple[Finding, str]], base: Run
         pairs = _pair(store, run, path, findings, old)
         # What `base` published, not its fresh fingerprint: so the identity chains across nights.
         earlier = [e.with_(fingerprint=earlier_ids.get((path, e.fingerprint), e.fingerprint)) for e, _ in old]
-        for f, inherited in zip(findings, identity.inherit(findings, earlier, pairs)):
+        for f, inherited in zip(findings, identity.inherit(findings, earlier, pairs), strict=True):
             # Equal fresh fingerprints in one file share one identity (`finalize` then tells them apart).
             ids.setdefault((path, f.fingerprint), inherited.fingerprint)
     return ids
@@ -266,7 +267,7 @@ def _pair(store: Store, run: Run, path: str, new: list[Finding], old: list[tuple
         return pairs
     text: dict[int, str] = {}
     for first, last, part in store.part_texts(run.id, path):
-        text.update(zip(range(first, last + 1), part.split("\n")))
+        text.update(zip(range(first, last + 1), part.split("\n"), strict=False))
     lines: dict[int, int | None] = {}
     for k, j in enumerate(left):
         e, code = old[j]

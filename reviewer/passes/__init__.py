@@ -5,7 +5,7 @@ turns answers into findings; `reviewer.engine` runs them in order.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import prompts
 from ..models import Finding, PriorFinding

@@ -6,7 +6,7 @@ did not mention, so aggregation can never make a finding disappear.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import prompts
 from ..models import Finding, PriorFinding

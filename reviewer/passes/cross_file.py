@@ -7,7 +7,7 @@ first: full hunks, then changed lines only, then each file cut to its share.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import prompts
 from ..config import Config

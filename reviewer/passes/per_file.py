@@ -7,12 +7,12 @@ whole hunks; a single hunk larger than the budget is cut, and the cut is noted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .. import prompts
 from ..config import Config
-from ..models import FileDiff, Finding, Hunk, PriorFinding
+from ..models import FileDiff, Hunk, PriorFinding
 from ..pricing import estimate_tokens
 from . import render_prior
 

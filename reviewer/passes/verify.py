@@ -31,7 +31,8 @@ multi-line quote starts at its line). Then:
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import prompts
 from ..errors import ReviewerError

@@ -14,7 +14,7 @@ from string import Template
 NAMES = ("system", "per_file", "cross_file", "aggregate", "repair", "prior", "audit", "tools", "verify")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def text(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
 
@@ -36,7 +36,7 @@ def boundary(*parts: str) -> str:
     return digest.hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def version() -> str:
     digest = hashlib.sha256()
     for name in NAMES:

@@ -21,12 +21,14 @@ Contract with GitHub (shared/specs/github.md):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .. import findings as findings_mod
 from .. import identity, schemas
@@ -37,7 +39,7 @@ from ..pricing import usd
 from ..redact import redact
 from ..source import PullRequest, graphql_read, transient_wait
 from . import counts, location, safe
-from .markdown import fence, finding_block
+from .markdown import fence
 
 MAX_BODY = 65_536
 _BODY_BUDGET = 60_000  # under GitHub's limit, with room for the header and markers
@@ -311,8 +313,8 @@ def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> N
         current = diff.get(f.file)
         if current is None:
             continue
-        found = identity.relocate(f.line, f.end_line, p.code, lambda n: current.line_text(n, f.side),
-                                   identity.RELOCATE_LIMIT)
+        found = identity.relocate(f.line, f.end_line, p.code, functools.partial(current.line_text, side=f.side),
+                                  identity.RELOCATE_LIMIT)
         if found is None and f.side == "RIGHT" and current.head_text is None:
             continue  # only the hunks are known: no proof the code is gone
         prior.now[j] = found

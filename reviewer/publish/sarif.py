@@ -54,8 +54,8 @@ import gzip
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from .. import __version__
