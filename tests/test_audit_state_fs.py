@@ -34,7 +34,6 @@ from typing import Any, Iterator
 
 import pytest
 
-from reviewer.cli import main
 from tests.audit_model import audit_model, batch_outcome
 from tests.security_table import case
 from tests.test_audit import BUGGY, audit, make_repo

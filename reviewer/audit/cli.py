@@ -1,7 +1,9 @@
 """`reviewer audit ...`: read the options, call `runner`, print, return the exit code.
 
 Exit codes: 0 done (or still processing: a later `run`/`collect` continues);
-1 over --max-cost, or the canary failed; 2 usage or configuration;
+1 over --max-cost, or the canary failed; 2 usage or configuration, or a state that
+cannot be used (read-only filesystem, full disk, locked by another process,
+damaged: `errors.StateError` says which in one line);
 3 an API failed, the webhook could not be delivered (the reports are written),
 or --timeout passed before any batch existed (the state is saved; the next run continues).
 """

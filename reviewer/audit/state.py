@@ -557,7 +557,8 @@ class Store:
                  log: Callable[[str], None] | None = None, command: str = "reviewer audit") -> None:
         self.path = path
         self._lock_fd: int | None = None
-        self.db: sqlite3.Connection | None = None  # type: ignore[assignment]
+        # Set below; close() copes with a Store whose open failed before it.
+        self.db: sqlite3.Connection = None  # type: ignore[assignment]
         self.unsaved_answers: tuple[str, ...] = ()
         """custom_ids of canary answers a previous process paid for but could not save."""
         if readonly:

@@ -170,7 +170,8 @@ def _canary(store: Store, run: Run, sdk: anthropic.Anthropic, progress: Progress
         progress.in_flight(1)
         try:
             try:
-                message = deadline.call(sdk, lambda c: c.messages.create(**request_params(run, req)),
+                # The lambda is called at once, inside this iteration (B023 does not apply).
+                message = deadline.call(sdk, lambda c: c.messages.create(**request_params(run, req)),  # noqa: B023
                                         f"in the canary ({done} of {len(pending)} canary request(s) answered)")
             except BaseException:
                 _unsend(store, req)
