@@ -246,13 +246,7 @@ def over_budget(plan: Plan, max_cost: float | None) -> str | None:
     The same rule as the audit's gate: an estimate above the ceiling, or one
     that cannot be made (a model without a known price), is refused.
     """
-    if max_cost is None or not plan.calls:
-        return None
-    if plan.cost_usd is None:
-        return f"the cost cannot be estimated (unknown price), so --max-cost ${max_cost:.4f} cannot be checked"
-    if plan.cost_usd > max_cost:
-        return f"estimated cost ${plan.cost_usd:.4f} is above --max-cost ${max_cost:.4f}"
-    return None
+    return pricing.over_budget(plan.cost_usd, max_cost, bool(plan.calls))
 
 
 def review(diff: Diff, config: Config, *, prior: Prior = Prior(), only: frozenset[str] | None = None,

@@ -95,3 +95,19 @@ def estimate_tokens(text: str) -> int:
 def usd(value: float | None, approx: bool = False) -> str:
     """A cost as people read it: `$0.1234`, `~$0.1234` for an estimate, `unknown` without a price."""
     return "unknown" if value is None else f"{'~' if approx else ''}${value:.4f}"
+
+
+def over_budget(cost_usd: float | None, max_cost: float | None, sends: bool) -> str | None:
+    """Why an estimate of `cost_usd` may not be spent under `max_cost` USD, or None.
+
+    The one cost gate of the review (`--max-cost`, `max_cost`) and the audit:
+    an estimate above the ceiling, or one that cannot be made (a model without
+    a known price), is refused; nothing to send (`sends` false) passes.
+    """
+    if max_cost is None or not sends:
+        return None
+    if cost_usd is None:
+        return f"the cost cannot be estimated (unknown price), so --max-cost ${max_cost:.4f} cannot be checked"
+    if cost_usd > max_cost:
+        return f"estimated cost ${cost_usd:.4f} is above --max-cost ${max_cost:.4f}"
+    return None

@@ -18,16 +18,20 @@ received and the next run continues from there.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .. import pricing
 from ..client import require_credentials
 from ..config import Config
 from ..deadline import Deadline, DeadlineReached
 from ..errors import UsageError
 from ..pricing import usd
-from . import Progress, collect, plan as plan_mod, report as report_mod, submit
+from . import Progress, collect, submit
+from . import plan as plan_mod
+from . import report as report_mod
 from .state import RUN_STATUSES, Batch, Run, Store, now, open_readonly, pack, translated
 
 
@@ -95,13 +99,7 @@ def _build_plan(s: Settings, store: Store | None, progress: Progress | None) -> 
 
 def over_budget(estimate: plan_mod.Estimate, max_cost: float | None) -> str | None:
     """Why `estimate` may not be spent under `max_cost`, or None."""
-    if max_cost is None or not estimate.requests:
-        return None
-    if estimate.cost_usd is None:
-        return f"the cost cannot be estimated (unknown price), so --max-cost ${max_cost:.4f} cannot be checked"
-    if estimate.cost_usd > max_cost:
-        return f"estimated cost ${estimate.cost_usd:.4f} is above --max-cost ${max_cost:.4f}"
-    return None
+    return pricing.over_budget(estimate.cost_usd, max_cost, bool(estimate.requests))
 
 
 def _deadline(s: Settings) -> Deadline:
