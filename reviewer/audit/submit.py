@@ -52,11 +52,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import lazy
 
@@ -315,7 +314,7 @@ def _intent(store: Store, run: Run, ids: list[int], custom_ids: list[str], size:
         db.executemany("UPDATE requests SET state = 'submitting', batch_id = ?, updated_at = ? "
                        "WHERE id = ? AND state = 'planned'", ((batch_id, stamp, i) for i in ids))
         db.executemany("INSERT INTO submissions (run_id, custom_id, request_id, batch_id) VALUES (?, ?, ?, ?)",
-                       ((run.id, c, i, batch_id) for c, i in zip(custom_ids, ids)))
+                       ((run.id, c, i, batch_id) for c, i in zip(custom_ids, ids, strict=True)))
     return batch_id
 
 
