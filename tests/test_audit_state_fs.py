@@ -338,8 +338,8 @@ def test_a_state_locked_by_another_process_names_it_at_once(emu, capsys, tmp_pat
 
 
 @case('audit: state on disk',
-      "a damaged state file: random bytes, a text file, a real state truncated to half, and a real state whose stored JSON is garbled (the runs' system prompt and summary)",
-      'every command (`status`, `list`, `plan`, `run`) exits 2 with one line "the file is damaged" naming the path and advising to move it aside; no traceback, no decode error; the file is left as it was')
+      "a damaged state file: random bytes, a text file, a real state truncated to half, a real state with every page but the first overwritten (malformed), and a real state whose stored JSON is garbled (the runs' system prompt and summary)",
+      'every command (`status`, `list`, `plan` where it reads the damaged part, `run`) exits 2 with one line "the file is damaged" naming the path and advising to move it aside; no traceback, no decode error; the file is left as it was')
 def test_a_damaged_state_is_named_damaged_with_its_path(emu, capsys, tmp_path: Path) -> None:
     repo, real = completed_state(capsys, tmp_path)
     import random
@@ -351,6 +351,10 @@ def test_a_damaged_state_is_named_damaged_with_its_path(emu, capsys, tmp_path: P
         "text.db": b"# not a database, a note someone saved here\n" * 200,
         "truncated.db": real.read_bytes()[: real.stat().st_size // 2],
     }
+    data = real.read_bytes()
+    page = int.from_bytes(data[16:18], "big")
+    # Every page but the first (the schema) overwritten: SQLite says "database disk image is malformed".
+    states["malformed.db"] = data[:page] + bytes(rng.randrange(256) for _ in range(len(data) - page))
     garbled = tmp_path / "garbled.db"
     shutil.copy(real, garbled)
     db = sqlite3.connect(garbled)
