@@ -14,18 +14,21 @@ import collections
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from .. import config as config_mod
+from .. import progress as progress_mod
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, UsageError
 from ..pricing import usd
-from .. import progress as progress_mod
 from ..publish import actions
 from ..redact import redact, redact_document
-from . import Progress, plan as plan_mod, report as report_mod, runner, submit
+from . import Progress, runner, submit
+from . import plan as plan_mod
+from . import report as report_mod
 from .state import RUN_STATUSES
 
 REPORT_FORMATS = tuple(report_mod.FORMATS)
