@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import identity
+from .diff import shown_path
 from .models import SEVERITY_RANK, Diff, FileDiff, Finding, Rejected, Side
 
 
@@ -96,7 +97,7 @@ def anchor(raw: Mapping[str, Any], diff: Diff, pass_: str) -> Anchored:
     """Place one model finding on the diff; see the module docstring for the rules."""
     reported = str(raw.get("file", ""))
     # The name as given first: a real file may be called `a\\b.py` or `b/x.py`.
-    file = diff.get(reported.strip())
+    file = diff.get(reported.strip()) or next((f for f in diff.files if shown_path(f.path) == reported.strip()), None)
     path = file.path if file is not None else normalize_path(reported)
     issue = str(raw.get("issue", "")).strip()
     file = file or diff.get(path)

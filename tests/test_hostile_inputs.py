@@ -162,9 +162,13 @@ def test_file_names_git_quotes_are_reviewed_under_their_real_names(anthropic_emu
         {name: _module(f"head-context-{i}", "x = 1\n") for i, name in enumerate(names)},
         {name: _module(f"head-context-{i}", "x = 2\n") for i, name in enumerate(names)},
     ])
+    from reviewer.diff import shown_path
+
+    # The prompts show each name escaped (a name cannot reorder or break the prompt's lines),
+    # so the model reports it as shown; the finding lands on the real file.
     anthropic_emu.responder = ScriptedModel(per_file={
-        name: {"findings": [{"file": name, "line": 6, "side": "RIGHT", "severity": "warning",
-                             "category": "bug", "issue": f"x changed in {name}"}]}
+        shown_path(name): {"findings": [{"file": shown_path(name), "line": 6, "side": "RIGHT", "severity": "warning",
+                                         "category": "bug", "issue": f"x changed in {shown_path(name)}"}]}
         for name in ODD_NAMES
     })
     code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", "json")
@@ -177,7 +181,9 @@ def test_file_names_git_quotes_are_reviewed_under_their_real_names(anthropic_emu
     per_file = [user_text(r.body) for r in anthropic_emu.message_requests() if pass_of(r.body) == "per_file"]
     for i, name in enumerate(names):
         if "\n" not in name:  # a name with a line break is refused by the repository view: no context
-            prompt = next(t for t in per_file if f"File: {name}\n" in t)
+            prompt = next(t for t in per_file if f"File: {shown_path(name)}\n" in t)
+            file_line = next(line for line in prompt.splitlines() if line.startswith("File: "))
+            assert "\u202e" not in file_line and "\t" not in file_line
             assert f"head-context-{i}\n" in prompt, name  # line 1, outside the hunk: read from git at head
 
 
@@ -257,3 +263,21 @@ def test_audit_cancel_with_nothing_to_cancel_exits_0(anthropic_emu, tmp_path: Pa
         code, out, err = run(capsys, "audit", "cancel", "--repo-dir", str(repo))
         assert (code, err) == (0, "") and "nothing to cancel" in out
     assert len(anthropic_emu.requests) == sent
+
+
+@case("file names", "a file named with U+202E and a line break, with findings on it",
+      "every report and the pull request show the name escaped (`\\u202e`, `\\n`); never the raw characters")
+def test_names_are_shown_escaped_in_every_report(anthropic_emu, tmp_path: Path, capsys) -> None:
+    from reviewer.diff import shown_path
+
+    name = "evil\u202egnp.py"
+    repo = make_repo(tmp_path / "repo", [{name: "x = 1\n"}, {name: "x = 2\n"}])
+    anthropic_emu.responder = ScriptedModel(per_file={shown_path(name): {"findings": [
+        {"file": shown_path(name), "line": 1, "severity": "warning", "category": "bug", "issue": "x changed"}]}})
+    for fmt in ("text", "markdown", "json"):
+        code, out, err = run(capsys, "review", "--repo-dir", str(repo), "--base", "HEAD~1", "--format", fmt)
+        assert code == 0, err
+        if fmt == "json":
+            assert json.loads(out)["findings"][0]["file"] == name  # data keeps the real name
+        else:
+            assert "\u202e" not in out and "evil\\u202egnp.py" in out

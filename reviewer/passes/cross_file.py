@@ -11,14 +11,15 @@ from collections.abc import Sequence
 
 from .. import prompts
 from ..config import Config
+from ..diff import shown_path
 from ..models import Diff, FileDiff, Finding, PriorFinding
 from ..pricing import estimate_tokens
 from . import render_findings, render_prior
 
 
 def _file_block(file: FileDiff, body: str) -> str:
-    renamed = f" (renamed from {file.old_path})" if file.old_path else ""
-    return f"=== {file.path} [{file.status}{renamed}]\n{body.rstrip()}\n"
+    renamed = f" (renamed from {shown_path(file.old_path)})" if file.old_path else ""
+    return f"=== {shown_path(file.path)} [{file.status}{renamed}]\n{body.rstrip()}\n"
 
 
 def _changed_only(file: FileDiff) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .. import prompts
 from ..config import Config
+from ..diff import shown_path
 from ..models import FileDiff, Hunk, PriorFinding
 from ..pricing import estimate_tokens
 from . import render_prior
@@ -97,15 +98,16 @@ def tasks(file: FileDiff, config: Config, prior: Sequence[PriorFinding] = ()) ->
         note = None
         if len(hunks) == 1 and estimate_tokens(hunks[0].rendered) > budget:
             shown, left = _cut(hunks[0], budget)
-            note = f"{file.path}: a hunk of {left + len(shown.splitlines()) - 1} lines exceeds the per-file token budget; {left} lines were not reviewed"
+            note = f"{shown_path(file.path)}: a hunk of {left + len(shown.splitlines()) - 1} lines exceeds the per-file token budget; {left} lines were not reviewed"
         else:
             shown = "".join(h.rendered for h in hunks)
         context = _context(file, hunks, budget - estimate_tokens(shown), config.context_lines)
-        renamed = f" (renamed from {file.old_path})" if file.old_path else ""
+        renamed = f" (renamed from {shown_path(file.old_path)})" if file.old_path else ""
         part = f"This is part {index} of {len(groups)} of the file's diff; other parts are reviewed separately.\n" if len(groups) > 1 else ""
         user = prompts.render(
             "per_file",
-            path=file.path, status=file.status, renamed=renamed, part=part, prior=prior_text,
+            # A name cannot start a new line of the prompt: shown escaped (diff.shown_path).
+            path=shown_path(file.path), status=file.status, renamed=renamed, part=part, prior=prior_text,
             context=context, hunks=shown.rstrip("\n"),
             boundary=prompts.boundary(file.path, shown, context),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 
+from ..diff import shown_path
 from ..models import SEVERITIES, Finding
 
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
@@ -28,6 +29,6 @@ def counts(findings: tuple[Finding, ...] | list[Finding]) -> dict[str, int]:
 
 def location(f: Finding) -> str:
     if f.line is None:
-        return f.file
+        return shown_path(f.file)
     side = " (old)" if f.side == "LEFT" else ""
-    return f"{f.file}:{f.line}" + (f"-{f.end_line}" if f.end_line else "") + side
+    return f"{shown_path(f.file)}:{f.line}" + (f"-{f.end_line}" if f.end_line else "") + side

@@ -33,6 +33,7 @@ from typing import Any
 from .. import findings as findings_mod
 from .. import identity, schemas
 from ..config import Config
+from ..diff import shown_path
 from ..errors import ServiceError
 from ..models import SEVERITY_RANK, Diff, Finding, PriorFinding, ReviewResult
 from ..pricing import usd
@@ -880,13 +881,13 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
         lines += ["", f"**{ledger.over_limit} finding(s) over the limits were counted, not kept.** Files carrying most: {top}{more}."]
     budget = _BODY_BUDGET - sum(len(x) + 1 for x in lines) - 2_000
     sections: list[tuple[str, list[str], str]] = [
-        ("Failed files:", [f"`{safe(f.path)}`: {safe(f.error)}" for f in result.failed], report),
+        ("Failed files:", [f"`{safe(shown_path(f.path))}`: {safe(f.error)}" for f in result.failed], report),
         ("Repeats of earlier findings (not posted again):",
          [f"`{safe(location(new))}` repeats `{safe(location(old.finding))}`: {safe(_clip(old.finding.issue, 120))}"
           for new, old in outcome.repeats], report),
         ("Findings not in the diff (rejected):",
-         [f"{r.count} on `{safe(r.path)}`: {safe(r.reason)}" for r in t.rejected], "listed in the run's JSON report (`stats.tally`)"),
-        ("Skipped files:", [f"`{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped], report),
+         [f"{r.count} on `{safe(shown_path(r.path))}`: {safe(r.reason)}" for r in t.rejected], "listed in the run's JSON report (`stats.tally`)"),
+        ("Skipped files:", [f"`{safe(shown_path(s.path))}`: {safe(s.reason)}" for s in result.skipped], report),
         ("Notes:", [safe(n) for n in list(result.notes) + posting.notes], report),
     ]
     for k, (title, items, where) in enumerate(sections):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..diff import shown_path
 from ..models import Finding, Plan, ReviewResult
 from ..pricing import usd
 from . import counts, location, safe
@@ -69,11 +70,11 @@ def render(result: ReviewResult, title: str = "reviewer") -> str:
         out += ["", "</details>", ""]
     if result.skipped:
         out += ["<details><summary>Skipped files</summary>", ""]
-        out += [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in result.skipped]
+        out += [f"- `{safe(shown_path(s.path))}`: {safe(s.reason)}" for s in result.skipped]
         out += ["", "</details>", ""]
     if result.failed:
         out += ["**Failed files** (not reviewed):", ""]
-        out += [f"- `{safe(f.path)}`: {safe(f.error)}" for f in result.failed]
+        out += [f"- `{safe(shown_path(f.path))}`: {safe(f.error)}" for f in result.failed]
         out.append("")
     if result.notes:
         out += ["Notes:", ""] + [f"- {safe(n)}" for n in result.notes] + [""]
@@ -95,7 +96,7 @@ def render_plan(plan: Plan) -> str:
     out = ["## reviewer dry run", "", f"Would review {len(plan.reviewed)} file(s):", ""]
     out += [f"- `{safe(p)}`" for p in plan.reviewed]
     if plan.skipped:
-        out += ["", "Skipped:", ""] + [f"- `{safe(s.path)}`: {safe(s.reason)}" for s in plan.skipped]
+        out += ["", "Skipped:", ""] + [f"- `{safe(shown_path(s.path))}`: {safe(s.reason)}" for s in plan.skipped]
     out += ["", f"Calls: {calls['per_file']} per-file, {calls['cross_file']} cross-file, {calls['aggregate']} aggregate"
             + (f", ~{calls['verify']} verify (estimated)." if calls["verify"] else "."),
             f"Estimated: {plan.usage.total_input:,} input tokens, {plan.usage.output_tokens:,} output, {cost}."]

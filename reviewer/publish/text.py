@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..diff import shown_path
 from ..models import Plan, ReviewResult
 from ..pricing import usd
 from . import counts, location
@@ -38,9 +39,9 @@ def render(result: ReviewResult) -> str:
         lines.append(f"refuted  {location(f)}  [{f.category}] {f.issue}")
         lines.extend(textwrap.indent(textwrap.fill("checked and not posted: " + reason, 96), "         ").splitlines())
     for s in result.skipped:
-        lines.append(f"skipped  {s.path}: {s.reason}")
+        lines.append(f"skipped  {shown_path(s.path)}: {s.reason}")
     for fail in result.failed:
-        lines.append(f"FAILED   {fail.path}: {fail.error}")
+        lines.append(f"FAILED   {shown_path(fail.path)}: {fail.error}")
     for note in result.notes:
         lines.append(f"note     {note}")
     calls = result.calls_per_pass()
@@ -65,7 +66,7 @@ def render_plan(plan: Plan) -> str:
     lines += [f"  {p}" for p in plan.reviewed] or ["  (none)"]
     if plan.skipped:
         lines.append(f"skip {len(plan.skipped)} file(s):")
-        lines += [f"  {s.path}: {s.reason}" for s in plan.skipped]
+        lines += [f"  {shown_path(s.path)}: {s.reason}" for s in plan.skipped]
     u = plan.usage
     lines += [
         "",
