@@ -213,7 +213,7 @@ def _review_pull_request(cfg: config_mod.Config, number: int | None, repo_name: 
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["finding", "review", "config", "audit-report"]))
+@click.argument("name", type=click.Choice(list(schemas.NAMES)))
 def schema(name: str) -> int:
     """Print one of reviewer's JSON Schemas."""
     import json
