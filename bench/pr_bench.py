@@ -83,6 +83,9 @@ def child(latency: float) -> None:
             print(json.dumps({
                 "github_requests": len(reqs),
                 "first_model_call": min((r.started for r in anthropic.requests), default=0.0),
+                "first_github": min((r.at for r in reqs), default=0.0),
+                "last_github": max((r.at for r in reqs), default=0.0),
+                "writes": sum(1 for r in reqs if r.method in ("POST", "PATCH", "PUT") and r.path != "/graphql"),
                 "reviews": len([r for r in github.reviews(REPO, NUMBER) if "reviewer:review" in r["body"]]),
                 "comments": len(github.review_comments(REPO, NUMBER)),
                 "now": time.monotonic(),
@@ -130,6 +133,38 @@ def run_once(latency: float, concurrency: int) -> dict:
             "before_model": after["first_model_call"] - t0}
 
 
+def run_process(latency: float, concurrency: int) -> dict:
+    """The same review as a user's job runs it: `reviewer review --pr N --post` in a new process.
+
+    Wall time is from spawning the process to its exit, so it includes start-up
+    (imports) and exit; the emulator's request times give the start-up (spawn to
+    the first GitHub request) and the exit (the last GitHub request to the end).
+    """
+    import os
+
+    proc = subprocess.Popen([sys.executable, __file__, "_child", str(latency)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        urls = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        env = {**os.environ, "ANTHROPIC_BASE_URL": urls["anthropic"], "ANTHROPIC_API_KEY": "bench-key",
+               "GITHUB_API_URL": urls["github"], "GITHUB_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+        spawned = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "reviewer.cli", "review", "--pr", str(NUMBER), "--repo", REPO,
+                               "--post", "--max-concurrency", str(concurrency)], env=env, capture_output=True,
+                              text=True, cwd=ROOT)
+        ended = time.monotonic()
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"reviewer exited {done.returncode}: {done.stderr[-500:]}")
+        proc.stdin.write("stats\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        stats = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=30)
+    return {"wall": ended - spawned, "startup": stats["first_github"] - spawned,
+            "exit": ended - stats["last_github"], "writes": stats["writes"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=1.0)
@@ -145,6 +180,17 @@ def main() -> None:
           f"[target <= 1.3: {'ok' if ratio <= 1.3 else 'MISSED'}]; {r['github_requests']} GitHub requests, "
           f"{r['before_model']:.2f} s before the first model call; {r['reviews']} review with {r['comments']} "
           f"inline comments")
+    # As a job runs it: a new process, start-up and exit included. GitHub asks for a second
+    # between writes, so that spacing is allowed on top of the 1.5 s target.
+    procs = sorted((run_process(args.latency, args.concurrency) for _ in range(args.repeat)), key=lambda p: p["wall"])
+    p = procs[len(procs) // 2]
+    non_model = p["wall"] - r["critical"]
+    spacing = max(0, p["writes"] - 1) * 1.0
+    print(f"PR flow as a process: wall {p['wall']:.2f} s over the model critical path {r['critical']:.2f} s "
+          f"(ratio {p['wall'] / r['critical']:.3f}); non-model time {non_model:.2f} s, of which start-up to the first "
+          f"GitHub request {p['startup']:.2f} s and exit after the last {p['exit']:.2f} s; {p['writes']} writes "
+          f"({spacing:.0f} s of write spacing) [target non-model <= 1.5 s + spacing = {1.5 + spacing:.1f} s: "
+          f"{'ok' if non_model <= 1.5 + spacing else 'MISSED'}]")
 
 
 if __name__ == "__main__":

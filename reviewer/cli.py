@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from . import __version__, engine, pull_request, schemas
+from . import __version__, engine, lazy, pull_request, schemas
 from . import config as config_mod
 from . import progress as progress_mod
 from . import source as source_mod
@@ -107,6 +107,9 @@ def review(diff_path: str | None, base: str | None, head: str, pr_number: int | 
         raise UsageError("--force needs a pull request (--pr N): it reviews a head that was already reviewed")
     cfg = _load_config(config_path, repo_dir, model=model, max_concurrency=max_concurrency, fail_on=fail_on,
                        timeout=timeout, max_cost=max_cost)
+    if not dry_run:
+        # The SDK's import (a second or more) overlaps reading the diff or the pull request.
+        lazy.warm("anthropic")
     if pr_number or from_event:
         return _review_pull_request(cfg, pr_number, repo_name, post, from_event, fmt, output, dry_run, force, repo_dir)
     src = source_mod.from_path(diff_path) if diff_path else source_mod.from_git(repo_dir, base or "", head)

@@ -166,6 +166,7 @@ class ModelClient:
     """Why the run was stopped (`stop()`), None while it goes on."""
 
     def __post_init__(self) -> None:
+        lazy.ready("anthropic")
         self._sdk = anthropic.AsyncAnthropic(
             max_retries=self.config.max_retries, timeout=self.config.request_timeout
         )

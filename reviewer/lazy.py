@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 
 
@@ -26,3 +27,36 @@ def module(name: str) -> ModuleType:
     sys.modules[name] = lazy
     loader.exec_module(lazy)
     return lazy
+
+
+_warming: dict[str, threading.Thread] = {}
+
+
+def warm(name: str) -> None:
+    """Start importing `name` in a background thread, for a command that will use it.
+
+    A review spends its first second reading the pull request from GitHub, mostly
+    waiting on the network; the SDK's import (a second or more) overlaps that
+    instead of delaying the first model call. `ready` waits for it to finish.
+    """
+    if name in _warming:
+        return
+    target = module(name)
+
+    def load() -> None:
+        try:
+            # Any attribute read runs the deferred import.
+            getattr(target, "__version__", None)
+        except Exception:  # noqa: BLE001 - `ready` lets the real use raise it
+            pass
+
+    thread = threading.Thread(target=load, name=f"import {name}", daemon=True)
+    _warming[name] = thread
+    thread.start()
+
+
+def ready(name: str) -> None:
+    """Wait for `warm(name)`, if it was started, so the module is never loaded by two threads at once."""
+    thread = _warming.get(name)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()

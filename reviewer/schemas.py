@@ -144,6 +144,9 @@ def for_model(schema: dict[str, Any]) -> dict[str, Any]:
     """The subset of `schema` that structured output accepts (bounds move into descriptions)."""
     # Imported here: the SDK takes a second or more to import, and commands that
     # send nothing (--help, --dry-run, schema, audit plan/status) never need it.
+    from . import lazy
+
+    lazy.ready("anthropic")
     import anthropic
 
     return anthropic.transform_schema(copy.deepcopy(schema))

@@ -92,6 +92,7 @@ class Limits:
 
 
 def client(config: Config) -> anthropic.Anthropic:
+    lazy.ready("anthropic")
     return anthropic.Anthropic(max_retries=config.max_retries, timeout=config.request_timeout)
 
 

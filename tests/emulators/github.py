@@ -347,6 +347,8 @@ class Recorded:
     status: int
     raw: bytes = b""
     token: Optional[str] = None
+    at: float = 0.0
+    """``time.monotonic()`` when the request was answered (benchmarks time the client by it)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -1411,7 +1413,7 @@ class GitHubEmulator:
                 parsed = raw.decode("utf-8", "replace")
             self._requests.append(Recorded(method=req.method, path=split.path, query=query, headers=lower,
                                            body=parsed, status=status, raw=raw,
-                                           token=self._token_string(lower)))
+                                           token=self._token_string(lower), at=time.monotonic()))
             return status, out_headers, body, resp.delay
 
     @staticmethod
