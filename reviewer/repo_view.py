@@ -173,14 +173,23 @@ def _git_env() -> dict[str, str]:
 GIT_OPTIONS = ("--no-replace-objects", "-c", "core.quotePath=false")
 
 
-def _git(repo_dir: Path, *args: str) -> bytes:
+def run(repo_dir: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`git ARGS` in `repo_dir`, in this module's fixed environment; the exit status is not checked.
+
+    The one way reviewer runs git (the diff of `source.from_git` too). Raises
+    UsageError when git cannot be run, subprocess.TimeoutExpired after `timeout`.
+    """
     try:
-        done = subprocess.run(["git", *GIT_OPTIONS, "-C", str(repo_dir), *args], capture_output=True,
-                              stdin=subprocess.DEVNULL, env=_git_env(), check=False)
+        return subprocess.run(["git", *GIT_OPTIONS, "-C", str(repo_dir), *args], capture_output=True,
+                              stdin=subprocess.DEVNULL, env=_git_env(), timeout=timeout, check=False)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH") from None
     except OSError as exc:
         raise UsageError(f"cannot run git: {exc.strerror or exc}") from None
+
+
+def _git(repo_dir: Path, *args: str) -> bytes:
+    done = run(repo_dir, *args)
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise _GitFailed(lines[0] if lines else f"git {args[0]} exited {done.returncode}")
@@ -247,11 +256,7 @@ class RepoView:
         For commands that read objects at `self.commit` (`git grep ... <commit>`);
         raises subprocess.TimeoutExpired after `timeout` seconds (the child is killed).
         """
-        try:
-            return subprocess.run(["git", *GIT_OPTIONS, "-C", str(self.repo_dir), *args], capture_output=True,
-                                  stdin=subprocess.DEVNULL, env=_git_env(), timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise UsageError("git is not installed or not on PATH") from None
+        return run(self.repo_dir, *args, timeout=timeout)
 
     # ------------------------------------------------------------------ listing
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import repo_view
 from .config import finite_number
 from .errors import ReviewerError, ServiceError, UsageError
 from .repo_view import PathRefused, RepoView
@@ -48,14 +48,7 @@ def from_path(path: str) -> Source:
 
 def git(repo_dir: Path, *args: str) -> bytes:
     """The output of `git -C repo_dir ARGS`; a UsageError naming the folder when git fails."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(repo_dir), *args], capture_output=True, check=False
-        )
-    except FileNotFoundError:
-        raise UsageError("git is not installed or not on PATH") from None
-    except OSError as exc:
-        raise UsageError(f"cannot run git: {exc.strerror or exc}") from None
+    done = repo_view.run(repo_dir, *args)
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise UsageError(f"{repo_dir}: git {args[0]} failed: {message[0] if message else 'exit ' + str(done.returncode)}")
