@@ -106,6 +106,7 @@ DEFINITIONS: tuple[dict[str, Any], ...] = (
             "required": ["name"],
             "properties": {
                 "name": {"type": "string", "description": "An identifier, e.g. parse_config."},
+                "path_glob": {"type": "string", "description": "Only files matching this glob, e.g. 'src/**/*.py'."},
             },
         },
     },
@@ -218,10 +219,10 @@ class ToolBox:
         rows = [f"{path}:{line}: {text.strip()[:300]}" for path, line, text in matches]
         return "\n".join(rows) + ("\n[more matches not shown; narrow the pattern or the glob]" if more else "")
 
-    def _find_symbol(self, name: str) -> str:
+    def _find_symbol(self, name: str, path_glob: str | None = None) -> str:
         if not re.fullmatch(_IDENT, name):
             raise _Refused("name must be an identifier (letters, digits, _; not starting with a digit)")
-        files, _ = self._grep(["-l", "-w", "-I", "-F", "-e", name], None, 100_000)
+        files, _ = self._grep(["-l", "-w", "-I", "-F", "-e", name], path_glob, 100_000)
         # Parsed files first: past the file cap, word matches in prose are what is left out.
         files.sort(key=lambda f: not symbols.covered(f[0]))
         more_files = len(files) > MAX_SYMBOL_FILES
@@ -253,7 +254,7 @@ class ToolBox:
         if plain:
             out += [f"word matches in files not parsed (not told apart; languages parsed: Python) ({len(plain)}):", *plain]
         if more_files:
-            out.append(f"[more than {MAX_SYMBOL_FILES} files mention {name}; search_code with a path_glob to narrow]")
+            out.append(f"[more than {MAX_SYMBOL_FILES} files mention {name}; give a path_glob to narrow]")
         return "\n".join(out)
 
     # ------------------------------------------------------------------ search

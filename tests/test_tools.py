@@ -198,3 +198,12 @@ def test_find_symbol_keeps_the_calls_when_a_common_name_fills_the_answer(tmp_pat
     assert "[cut:" in text  # the answer is over its cap...
     assert "zz/cli.py:3: [call] run(1)" in text  # ...and the call in a late file is still in it
     assert "jobs.py:1: [def] def run(n):" in text
+
+
+def test_find_symbol_can_be_narrowed_to_a_path_glob(hostile: ToolBox) -> None:
+    everywhere = hostile.run("find_symbol", {"name": "parse"})
+    only_util = hostile.run("find_symbol", {"name": "parse", "path_glob": "util*.py"})
+    assert "app.py" in everywhere.text and not only_util.is_error
+    assert "util.py:1: [def]" in only_util.text and "app.py" not in only_util.text
+    refused = hostile.run("find_symbol", {"name": "parse", "path_glob": "../*"})
+    assert refused.is_error
