@@ -94,24 +94,41 @@ def child(latency: float) -> None:
     github.stop()
 
 
+class Emulators:
+    """Both emulators in their own process (`child`): their URLs as environment, and their stats."""
+
+    def __init__(self, latency: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "_child", str(latency)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        urls = json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
+        self.env = {"ANTHROPIC_BASE_URL": urls["anthropic"], "ANTHROPIC_API_KEY": "bench-key",
+                    "GITHUB_API_URL": urls["github"], "GITHUB_TOKEN": TOKEN}
+
+    def stats(self) -> dict:
+        self.proc.stdin.write("stats\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
+
+    def __enter__(self) -> "Emulators":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait(timeout=30)
+
+
 def run_once(latency: float, concurrency: int) -> dict:
     import os
 
     from reviewer.cli import main as cli
 
-    proc = subprocess.Popen([sys.executable, __file__, "_child", str(latency)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        urls = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        os.environ.update({"ANTHROPIC_BASE_URL": urls["anthropic"], "ANTHROPIC_API_KEY": "bench-key",
-                           "GITHUB_API_URL": urls["github"], "GITHUB_TOKEN": TOKEN})
+    with Emulators(latency) as emulators:
+        os.environ.update(emulators.env)
         with contextlib.redirect_stdout(io.StringIO()) as out:
             code = cli(["review", "--pr", str(NUMBER), "--repo", REPO, "--dry-run", "--format", "json"])
         plan = json.loads(out.getvalue())
         files = plan["calls"]["per_file"]
-        proc.stdin.write("stats\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-        before = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        before = emulators.stats()
         started = time.perf_counter()
         t0 = time.monotonic()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -119,12 +136,7 @@ def run_once(latency: float, concurrency: int) -> dict:
         wall = time.perf_counter() - started
         if code not in (0, 1):
             raise SystemExit(f"reviewer exited {code}")
-        proc.stdin.write("stats\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-        after = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-    finally:
-        proc.stdin.close()  # type: ignore[union-attr]
-        proc.wait(timeout=30)
+        after = emulators.stats()
     critical = (math.ceil(files / concurrency) + 2) * latency
     return {"files": files, "wall": wall, "critical": critical,
             "github_requests": after["github_requests"] - before["github_requests"],
@@ -142,12 +154,8 @@ def run_process(latency: float, concurrency: int) -> dict:
     """
     import os
 
-    proc = subprocess.Popen([sys.executable, __file__, "_child", str(latency)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        urls = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        env = {**os.environ, "ANTHROPIC_BASE_URL": urls["anthropic"], "ANTHROPIC_API_KEY": "bench-key",
-               "GITHUB_API_URL": urls["github"], "GITHUB_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    with Emulators(latency) as emulators:
+        env = {**os.environ, **emulators.env, "PYTHONPATH": str(ROOT)}
         spawned = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "reviewer.cli", "review", "--pr", str(NUMBER), "--repo", REPO,
                                "--post", "--max-concurrency", str(concurrency)], env=env, capture_output=True,
@@ -155,12 +163,7 @@ def run_process(latency: float, concurrency: int) -> dict:
         ended = time.monotonic()
         if done.returncode not in (0, 1):
             raise SystemExit(f"reviewer exited {done.returncode}: {done.stderr[-500:]}")
-        proc.stdin.write("stats\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-        stats = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-    finally:
-        proc.stdin.close()  # type: ignore[union-attr]
-        proc.wait(timeout=30)
+        stats = emulators.stats()
     return {"wall": ended - spawned, "startup": stats["first_github"] - spawned,
             "exit": ended - stats["last_github"], "writes": stats["writes"]}
 
