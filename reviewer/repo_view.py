@@ -29,6 +29,7 @@ import os
 import subprocess
 import threading
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -173,15 +174,20 @@ def _git_env() -> dict[str, str]:
 GIT_OPTIONS = ("--no-replace-objects", "-c", "core.quotePath=false")
 
 
-def run(repo_dir: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(repo_dir: Path, *args: str, timeout: float | None = None, input: bytes | None = None,
+        extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """`git ARGS` in `repo_dir`, in this module's fixed environment; the exit status is not checked.
 
-    The one way reviewer runs git (the diff of `source.from_git` too). Raises
-    UsageError when git cannot be run, subprocess.TimeoutExpired after `timeout`.
+    The one way reviewer runs git (the diff of `source.from_git` too, and the
+    eval's scratch commits, which pass `input` and fixed dates in `extra_env`).
+    Raises UsageError when git cannot be run, subprocess.TimeoutExpired after `timeout`.
     """
+    env = _git_env()
+    env.update(extra_env or {})
     try:
         return subprocess.run(["git", *GIT_OPTIONS, "-C", str(repo_dir), *args], capture_output=True,
-                              stdin=subprocess.DEVNULL, env=_git_env(), timeout=timeout, check=False)
+                              input=input, stdin=None if input is not None else subprocess.DEVNULL, env=env,
+                              timeout=timeout, check=False)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH") from None
     except OSError as exc:

@@ -75,6 +75,13 @@ def record_answer(store: Store, run: Run, req: Request, message: anthropic.types
     if answer is None:
         fail(store, run, req, problem, state="quarantined")
         return problem
+    if run.kind == "eval":
+        # Anchored by the eval against its case's diff, as the review anchors a per-file answer.
+        store.db.execute(
+            "INSERT OR REPLACE INTO results (key, run_id, custom_id, findings_json, answered_at) VALUES (?, ?, ?, ?, ?)",
+            (req.key, run.id, req.custom_id, json.dumps(answer["findings"]), now()))
+        store.set_request(req.id, state="succeeded", reason=None)
+        return None
     lines = dict(enumerate(req.text.split("\n"), start=req.start_line))
     anchored: list[tuple[Finding, str]] = []
     notes: list[str] = []
@@ -130,9 +137,10 @@ def requeue(store: Store, run: Run, req: Request, reason: str) -> None:
 
 def split(store: Store, run: Run, req: Request, why: str) -> None:
     """Replace `req` by requests for smaller parts of its lines, in the caller's transaction."""
-    parts = plan.halves(req.text, req.start_line, req.tokens)
+    parts = plan.halves(req.text, req.start_line, req.tokens) if run.kind == "audit" else []
     if len(parts) < 2:
-        fail(store, run, req, f"{why}, and a single line cannot be cut smaller")
+        fail(store, run, req, f"{why}, and " + ("a single line cannot be cut smaller" if run.kind == "audit"
+                                                 else "an eval case's request is not cut"))
         return
     children = []
     for start, text in parts:

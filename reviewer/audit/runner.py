@@ -185,9 +185,10 @@ def _record(store: Store, p: plan_mod.Plan, s: Settings, status: str = "active",
 
 
 def _drive(store: Store, run: Run, s: Settings, progress: Progress, deadline: Deadline | None = None,
-           estimate: plan_mod.Estimate | None = None, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+           estimate: plan_mod.Estimate | None = None, sleep: Callable[[float], None] = time.sleep,
+           finish: Callable[[Store, Run], Outcome] | None = None) -> Outcome:
     """Canary (unless passed), then submit and collect until `run` completes, or once
-    without `wait`, or until the deadline."""
+    without `wait`, or until the deadline; then `finish` (the audit's reports by default)."""
     deadline = deadline or _deadline(s)
     sdk = submit.client(s.config)
     try:
@@ -202,7 +203,7 @@ def _drive(store: Store, run: Run, s: Settings, progress: Progress, deadline: De
             moved = _step(store, run, sdk, s, progress, deadline)
             run = store.run(run.id)
             if collect.complete(store, run):
-                return _finish(store, run, s, progress)
+                return finish(store, run) if finish is not None else _finish(store, run, s, progress)
             if not s.wait:
                 return _pending(store, run, "not waiting (--wait not given)")
             delay = s.poll_seconds if moved else min(delay * 1.5, max(s.max_poll_seconds, s.poll_seconds))
@@ -222,6 +223,10 @@ def _drive(store: Store, run: Run, s: Settings, progress: Progress, deadline: De
                                   "saved and the next `run` or `collect` continues it", run, estimate=estimate)
     finally:
         progress.stop()
+
+
+drive = _drive
+"""The canary, submit and collect loop, for another state's runs (`reviewer.eval.batch`)."""
 
 
 def _waiting(store: Store, run: Run, progress: Progress) -> None:

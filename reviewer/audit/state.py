@@ -255,6 +255,14 @@ def m005_request_definitions(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN context BLOB")
 
 
+@migration
+def m006_run_kind(db: sqlite3.Connection) -> None:
+    # `reviewer eval --batch` sends its cases' per-file requests through the same
+    # exactly-once machinery, in a state file of its own; its requests carry the
+    # whole user message, not a part of a file (`submit.request_params`).
+    db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'audit'")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -471,6 +479,9 @@ class Run:
     deduplicated: int
     estimate_usd: float | None
     summary: dict[str, Any] | None
+    kind: str = "audit"
+    """audit: each request is a part of a file (the audit prompt is built from it); eval: each request
+    holds its whole user message, and its answer is kept as the model gave it (`reviewer.eval.batch`)."""
 
 
 @dataclass(frozen=True)
@@ -779,7 +790,7 @@ class Store:
     def _run(self, row: Sequence[Any]) -> Run:
         (id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
          system, max_tokens, canary, canary_passed, max_attempts, max_findings, files, skipped, chunks,
-         carried, dedup, estimate, summary) = row
+         carried, dedup, estimate, summary, kind) = row
         try:
             system_blocks = tuple(json.loads(system))
             summary_doc = json.loads(summary) if summary else None
@@ -787,12 +798,12 @@ class Store:
             raise DamagedValue(f"run {id_} does not decode ({exc})") from None
         return Run(id_, created, finished, status, reason, repo_dir, commit, tree_key, model, version, digest,
                    system_blocks, max_tokens, canary, bool(canary_passed), max_attempts, max_findings,
-                   files, skipped, chunks, carried, dedup, estimate, summary_doc)
+                   files, skipped, chunks, carried, dedup, estimate, summary_doc, kind)
 
     _RUN_COLUMNS = ("id, created_at, finished_at, status, reason, repo_dir, commit_sha, tree_key, model, "
                     "prompt_version, context_digest, system_json, max_tokens, canary, canary_passed, max_attempts, "
                     "max_findings, files, "
-                    "skipped, chunks, carried, deduplicated, estimate_usd, summary_json")
+                    "skipped, chunks, carried, deduplicated, estimate_usd, summary_json, kind")
 
     def run(self, run_id: int) -> Run:
         row = self.db.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()

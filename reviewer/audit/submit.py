@@ -97,7 +97,10 @@ def client(config: Config) -> anthropic.Anthropic:
 
 
 def request_params(run: Run, req: Request) -> dict[str, Any]:
-    user = plan.user_message(req.path, req.start_line, req.end_line, req.total_lines, req.text, req.context)
+    if run.kind == "eval":
+        user = req.text  # an eval case's per-file prompt, rendered by the review itself
+    else:
+        user = plan.user_message(req.path, req.start_line, req.end_line, req.total_lines, req.text, req.context)
     return plan.params(run.model, run.system, run.max_tokens, schemas.findings_model_schema(), user)
 
 
