@@ -14,8 +14,9 @@ Tools:
 - `search_code`: a regular expression (POSIX extended, as `git grep -E`) over
   the tree, optionally under a path glob; `file:line: text`, capped;
 - `list_files`: the files under a directory;
-- `find_symbol`: the definitions and references of a name, parsed for Python
-  (`reviewer.symbols`), plain word matches for other languages, labelled so.
+- `find_symbol`: the definitions and references of a name, parsed for Python,
+  JavaScript, TypeScript, Go, Java, Rust, C and C++ (`reviewer.symbols`), plain
+  word matches for other languages, labelled so.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ SEARCH_TIMEOUT = 10.0
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 # Order of `find_symbol` rows by kind (`symbols.Occurrence.kind`), per role.
-_RANKS = {"definition": {"def": 0, "class": 0, "import": 1, "assignment": 2, "attribute": 2, "parameter": 3},
+_RANKS = {"definition": {"def": 0, "class": 0, "type": 0, "import": 1, "const": 1, "assignment": 2, "attribute": 2,
+                         "parameter": 3},
           "reference": {"call": 0, "import": 1, "attribute": 2, "keyword": 2, "name": 3}}
 
 DEFINITIONS: tuple[dict[str, Any], ...] = (
@@ -97,8 +99,8 @@ DEFINITIONS: tuple[dict[str, Any], ...] = (
         "name": "find_symbol",
         "description": (
             "Find where a name (function, class, variable, method, attribute) is defined and where it "
-            "is used, across the repository at the commit under review. Python files are parsed; "
-            "other files give plain word matches, marked as such."
+            "is used, across the repository at the commit under review. Files in these languages are "
+            f"parsed: {symbols.PARSED_LANGUAGES}; other files give plain word matches, marked as such."
         ),
         "input_schema": {
             "type": "object",
@@ -233,7 +235,7 @@ class ToolBox:
         for path, _, _ in files:
             if symbols.covered(path):
                 blob = self.view.read(path, MAX_FILE_BYTES)
-                found = None if blob.is_link or blob.binary else symbols.occurrences(blob.text, name)
+                found = None if blob.is_link or blob.binary else symbols.occurrences(blob.text, name, path)
                 if found is not None:
                     for o in found:
                         row = f"{path}:{o.line}: [{o.kind}] {o.text[:200]}"
@@ -252,7 +254,7 @@ class ToolBox:
         if bindings:
             out += [f"assignments, attributes and parameters named {name} ({len(bindings)}):", *bindings]
         if plain:
-            out += [f"word matches in files not parsed (not told apart; languages parsed: Python) ({len(plain)}):", *plain]
+            out += [f"word matches in files not parsed (not told apart; languages parsed: {symbols.PARSED_LANGUAGES}) ({len(plain)}):", *plain]
         if more_files:
             out.append(f"[more than {MAX_SYMBOL_FILES} files mention {name}; give a path_glob to narrow]")
         return "\n".join(out)
