@@ -22,7 +22,7 @@ from referencing import Registry, Resource
 # Fields of a finding that the tool owns: the model never sees or sets them.
 TOOL_OWNED = ("pass", "fingerprint", "verification")
 
-NAMES = ("finding", "review", "config", "audit-report", "verdict")
+NAMES = ("finding", "review", "config", "audit-report", "verdict", "eval-report")
 
 
 def _schema_dir() -> Path:
