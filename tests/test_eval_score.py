@@ -351,3 +351,50 @@ def test_compare_uses_only_cases_done_in_both_runs() -> None:
     assert set(c.not_scored) == {"P1", "P6"} and c.planted == 4
     recall = next(d for d in c.metrics if d.metric == "recall")
     assert (recall.a, recall.b) == (0.5, 0.5)  # P2, P5 of P2..P5, in both
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("1. not a list", "1\\. not a list"),
+    ("- not an item", "\\- not an item"),
+    ("+ not an item", "\\+ not an item"),
+    ("=== not a heading underline", "\\=== not a heading underline"),
+    ("a | b", "a \\| b"),
+    ("**bold** _it_ ~~del~~", "\\*\\*bold\\*\\* \\_it\\_ \\~\\~del\\~\\~"),
+    ("ping @org/team", "ping @\u200borg/team"),
+    ("a & b <br>", "a &amp; b &lt;br&gt;"),
+])
+def test_untrusted_text_cannot_start_markdown_structure(text: str, shown: str) -> None:
+    assert report._md(text) == shown
+
+
+def test_text_report_writes_control_characters_as_escapes() -> None:
+    c = case("T1", "reformat", "e.py", 1, 1, planted=False)
+    got = score(CasePlan(SHA, 0, (c,)), [CaseOutcome("T1", "done", (f("e.py", 1, issue="x\x1b[2J\u202ey"),))],
+                resamples=10)
+    text = report.render_text(got)
+    assert "\x1b" not in text and "\u202e" not in text and "\\x1b[2J\\u202ey" in text
+
+
+def test_compare_tells_the_runs_apart_and_says_which_way_the_difference_goes(s: Score) -> None:
+    b = score(PLAN, outcomes(), run=replace(RUN, models=("claude-opus-4-1",), config_digest="sha256:def"))
+    md = report.render_compare_markdown(report.compare(s, b))
+    assert "claude\\-sonnet" not in md  # models are not over-escaped
+    assert "- **A**: commit 0123456789ab · claude-sonnet-4-5" in md and "config sha256:def" in md
+    assert "B − A" in md
+    doc = json.loads(report.render_compare_json(report.compare(s, b)))
+    assert doc["scoring"]["delta"] == "b - a" and doc["metrics"][0]["unit"] == "share"
+
+
+def test_a_report_with_missing_cases_and_odd_paths_validates_and_round_trips(tmp_path: Path) -> None:
+    odd = "b\udcff<x>.py"  # a byte that is not UTF-8, kept by surrogateescape
+    c = case("O1", "off-by-one", odd, 3, 3)
+    plan = CasePlan(SHA, 0, (c, CASES[6]))
+    got = score(plan, [CaseOutcome("O1", "done", (f(odd, 30, confidence=1.0),), cost_usd=None)], resamples=20)
+    doc = json.loads(report.render_json(got))
+    assert schemas.first_error(schemas.load("eval-report"), doc) is None
+    assert doc["excluded"] == [{"case": "C1", "kind": "rename-local", "planted": False, "status": "missing",
+                                "reason": "no outcome"}]
+    path = tmp_path / "eval.json"
+    path.write_text(report.render_json(got), encoding="utf-8")
+    assert report.load(path) == got
+    assert "b\\xff<x>.py" in report.render_text(got)

@@ -323,7 +323,7 @@ def render_text(score: Score) -> str:
         out += [f"    {b.label:<12} {b.findings:>4} finding(s), {b.right:>4} right  {_pct(b.share)}" for b in buckets]
     if s.excluded:
         out += ["", f"not scored ({len(s.excluded)}): left out of every rate"]
-        out += [f"  {c.status.upper():<10} {c.id}  {c.kind}  {shown_path(c.path)}: {_plain(c.error or '')}"
+        out += [f"  {c.status.upper():<10} {c.id}  {c.kind}  {shown_path(c.path)}: {_plain(_one_line(c.error or ''))}"
                 for c in s.excluded]
     if s.misses:
         out += ["", f"misses ({len(s.misses) + s.misses_left_out}"
@@ -628,6 +628,17 @@ def _values(d: Difference) -> tuple[str, str]:
     return (fmt(d.a) if d.a is not None else "not measured", fmt(d.b) if d.b is not None else "not measured")
 
 
+def _run_line(r: Run) -> str:
+    """A run told apart from another: two runs of one commit differ by model, mode, tools, config or date."""
+    parts = [f"commit {r.commit[:12]}", ", ".join(r.models) or "models not recorded", r.mode,
+             f"tools {'on' if r.tools else 'off'}"]
+    if r.config_digest:
+        parts.append(f"config {r.config_digest}")
+    if r.started_at:
+        parts.append(f"started {r.started_at}")
+    return " · ".join(parts)
+
+
 def _cases_line(c: Comparison) -> str:
     return (f"{c.common} common case(s), {len(c.only_a)} only in A, {len(c.only_b)} only in B; compared: "
             f"{c.planted} planted and {c.controls} control(s) done in both ({len(c.not_scored)} common case(s) "
@@ -635,8 +646,7 @@ def _cases_line(c: Comparison) -> str:
 
 
 def render_compare_text(c: Comparison) -> str:
-    out = [f"reviewer eval compare: A {c.a.commit[:12]} ({', '.join(c.a.models) or 'models not recorded'}) vs "
-           f"B {c.b.commit[:12]} ({', '.join(c.b.models) or 'models not recorded'})",
+    out = ["reviewer eval compare", f"A  {_plain(_run_line(c.a))}", f"B  {_plain(_run_line(c.b))}",
            _cases_line(c),
            f"findings at {c.min_severity} or above; B - A with {int(LEVEL * 100)}% paired bootstrap intervals "
            f"({c.resamples} resamples, seed {c.seed})", ""]
@@ -660,8 +670,7 @@ def render_compare_markdown(c: Comparison, title: str = "reviewer eval: A vs B")
         return [_md(d.metric), a, b, _signed(d), _diff_interval(d), f"**{verdict}**" if d.outside_noise else verdict]
 
     out = [f"## {_md(title)}", "",
-           f"A: {_md(c.a.commit[:12])} · {_md(', '.join(c.a.models) or 'models not recorded')} · {c.a.mode}  ",
-           f"B: {_md(c.b.commit[:12])} · {_md(', '.join(c.b.models) or 'models not recorded')} · {c.b.mode}", "",
+           f"- **A**: {_md(_run_line(c.a))}", f"- **B**: {_md(_run_line(c.b))}", "",
            _md(_cases_line(c)) + f". Findings at **{c.min_severity}** or above; "
            f"{int(LEVEL * 100)}% intervals of B − A by a paired bootstrap over the compared cases.", ""]
     header = ["metric", "A", "B", "B − A", "interval", ""]
