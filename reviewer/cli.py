@@ -28,6 +28,7 @@ from . import source as source_mod
 from .audit import cli as audit_cli
 from .client import require_credentials
 from .errors import EXIT_FINDINGS, EXIT_OK, EXIT_SERVICE, EXIT_USAGE, ReviewerError, UsageError, exit_for_signal
+from .eval import cli as eval_cli
 from .findings import at_or_above
 from .models import Diff, Plan, ReviewResult
 from .progress import Progress
@@ -226,6 +227,7 @@ def schema(name: str) -> int:
 
 
 cli.add_command(audit_cli.audit)
+cli.add_command(eval_cli.eval_group)
 
 
 def _emit(content: str, output: Path | None) -> None:

@@ -104,10 +104,15 @@ def test_action_passes_inputs_to_reviewer_as_arguments(tmp_path: Path) -> None:
     assert code == 0 and args == ["audit", "run", "--wait", "--timeout", "600", "--max-cost", "20"]
     code, args, _ = _run_action_script(tmp_path, REVIEWER_COMMAND="audit")
     assert code == 0 and args == ["audit", "run", "--wait", "--timeout", "2700"]
+    code, args, _ = _run_action_script(tmp_path, REVIEWER_COMMAND="eval", REVIEWER_EVAL_SEED="7",
+                                       REVIEWER_EVAL_PLANTED="20", REVIEWER_EVAL_CONTROLS="5",
+                                       REVIEWER_EVAL_BATCH="true", REVIEWER_MAX_COST="3")
+    assert code == 0 and args == ["eval", "run", "--seed", "7", "--planted", "20", "--controls", "5", "--timeout",
+                                  "2700", "--batch", "--max-cost", "3"]
     code, args, out = _run_action_script(tmp_path, REVIEWER_COMMAND="deploy")
     assert code == 2 and args == [] and out.startswith("::error title=reviewer::the command input must be")
     action = _load(ROOT / "action.yml")
     step = next(s for s in action["runs"]["steps"] if s.get("id") == "review")
     assert step["env"]["ANTHROPIC_API_KEY"] == "${{ inputs.anthropic-api-key }}"
-    assert set(action["outputs"]) == {"findings", "critical", "report"}
+    assert set(action["outputs"]) == {"findings", "critical", "report", "recall", "precision", "noise"}
 
