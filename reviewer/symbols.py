@@ -204,7 +204,7 @@ DEFINED: dict[tuple[str, str], str] = {
     ("enum_assignment", "name"): "const",
     ("enumerator", "name"): "const",                     # C, C++
     ("preproc_def", "name"): "const",
-    ("variable_declarator", "name"): "assignment",       # JS, TS, Java (see _defined_kind)
+    ("variable_declarator", "name"): "assignment",       # JS, TS, Java (see definition_kind)
     ("var_spec", "name"): "assignment",                  # Go
     ("short_var_declaration", "left"): "assignment",
     ("assignment_statement", "left"): "assignment",
@@ -239,7 +239,7 @@ DEFINED: dict[tuple[str, str], str] = {
     ("parameter", "pattern"): "parameter",               # Rust
     ("closure_parameters", "*"): "parameter",
     ("preproc_params", "*"): "parameter",
-    ("import_specifier", "name"): "import",              # JS, TS (see _defined_kind)
+    ("import_specifier", "name"): "import",              # JS, TS (see definition_kind)
     ("import_specifier", "alias"): "import",
     ("import_clause", "*"): "import",                    # `import x from`
     ("namespace_import", "*"): "import",                 # `import * as x from`
@@ -303,7 +303,7 @@ def _key(table: frozenset[tuple[str, str]] | dict[tuple[str, str], str], node: N
     return None
 
 
-def _defined_kind(leaf: Node) -> str | None:
+def definition_kind(leaf: Node) -> str | None:
     """The kind of definition `leaf` (an identifier) is the name of, or None for a reference."""
     node = leaf
     while node.parent is not None:
@@ -391,7 +391,7 @@ def _tree_occurrences(path: str, source: str, name: str) -> list[Occurrence] | N
     lines = source.split("\n")
     out = []
     for leaf in _identifiers(tree.root_node, name.encode(), data):
-        kind = _defined_kind(leaf)
+        kind = definition_kind(leaf)
         role: Role = "definition" if kind is not None else "reference"
         line = leaf.start_point.row + 1
         out.append(Occurrence(line, role, kind or _reference_kind(leaf), lines[line - 1].strip()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -138,6 +138,33 @@ def parse(path: str, text: str | bytes) -> Tree | None:
     if lang is None:
         return None
     return parser(lang).parse(encode(text) if isinstance(text, str) else text)
+
+
+def reparse(path: str, tree: Tree, data: bytes, changes: Iterable[tuple[int, int, bytes]]) -> tuple[bytes, Tree]:
+    """`data` (which `tree` is the parse of) with `changes` made, and its tree.
+
+    `changes` are disjoint (start byte, end byte, new bytes). The tree is parsed
+    incrementally from a copy of `tree`, told about the edits, so only the
+    changed region is parsed again (tree-sitter's promise: the same tree as a
+    full parse); `tree` itself is left as it was.
+    """
+    edited = tree.copy()
+    # From the last change back: the bytes and points before a change are still those of `data`.
+    for start, end, new in sorted(changes, reverse=True):
+        start_point = _point(data, start)
+        lines = new.split(b"\n")
+        new_end_point = (start_point[0] + len(lines) - 1, (start_point[1] if len(lines) == 1 else 0) + len(lines[-1]))
+        edited.edit(start_byte=start, old_end_byte=end, new_end_byte=start + len(new), start_point=start_point,
+                    old_end_point=_point(data, end), new_end_point=new_end_point)
+        data = data[:start] + new + data[end:]
+    lang = language(path)
+    assert lang is not None, path
+    return data, parser(lang).parse(data, edited)
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    """(row, column in bytes) of a byte offset, as tree-sitter counts them."""
+    return data.count(b"\n", 0, offset), offset - (data.rfind(b"\n", 0, offset) + 1)
 
 
 def has_errors(tree: Tree) -> bool:
