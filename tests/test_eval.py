@@ -18,16 +18,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
-from reviewer import diff as diff_mod
 from reviewer import schemas
 from reviewer.cli import main
 from reviewer.eval import runner
 from reviewer.eval.models import Case
 from tests.conftest import git
-from tests.model_script import each_alone, pass_of, task_text
+from tests.model_script import each_alone, file_of, pass_of, task_text
 
 SHOP = {
     "shop/cart.py": '''"""A shopping cart."""
@@ -159,15 +157,16 @@ class Judge:
     def __init__(self, cases: tuple[Case, ...], catch: set[str], noise: dict[str, int], strays: set[str]) -> None:
         self.cases = cases
         self.catch, self.noise, self.strays = catch, noise, strays
-        self.hunks = {c.id: "".join(h.rendered for f in diff_mod.parse(diff_mod.decode(c.diff.encode())).files
-                                    for h in f.hunks) for c in cases}
         self.seen: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def case_of(self, body: dict[str, Any]) -> Case:
+        # The prompt shows the whole file at the case's head, numbered (the fixture's files are small)
+        # (not the hunks: git may draw a moved line as another remove and add than the case's diff).
         text = task_text(body)
-        found = [c for c in self.cases if self.hunks[c.id].rstrip("\n") in text]
-        assert len(found) == 1, f"{len(found)} cases match a per-file prompt"
+        found = [c for c in self.cases if c.path == file_of(body) and all(
+            f"{n:>6} | {line}" in text for n, line in enumerate(c.new_text.splitlines(), 1))]
+        assert len(found) == 1, f"{len(found)} cases match a per-file prompt for {file_of(body)}"
         return found[0]
 
     def __call__(self, body: dict[str, Any]) -> Any:
@@ -225,7 +224,7 @@ def expected(p: runner.EvalPlan, catch: set[str], noise: dict[str, int], strays:
 
 def _report(out_dir: Path) -> dict[str, Any]:
     doc = json.loads((out_dir / "eval.json").read_text())
-    jsonschema.validate(doc, schemas.load("eval-report"))
+    assert schemas.first_error(schemas.load("eval-report"), doc) is None
     return doc
 
 

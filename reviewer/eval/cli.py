@@ -143,7 +143,7 @@ def run_command(dry_run: bool, min_severity: str, output_dir: Path | None, fmt: 
     scored = runner.scored(outcome, s)
     out_dir = output_dir or s.home
     written = _write(scored, out_dir)
-    click.echo(redact(_render(scored, fmt)))
+    click.echo(redact_document(_render(scored, fmt)))
     if actions.in_actions():
         actions.write_step_summary(redact(report_mod.render_markdown(scored)), str(written[-1]) if written else None)
         actions.write_outputs(runner.outputs(scored, written))
@@ -161,7 +161,7 @@ def report_command(path: Path, fmt: str) -> int:
     """Print a saved run (eval.json) as text, JSON or Markdown."""
     from . import report as report_mod
 
-    click.echo(redact(_render(report_mod.load(path), fmt)))
+    click.echo(redact_document(_render(report_mod.load(path), fmt)))
     return EXIT_OK
 
 
@@ -176,7 +176,7 @@ def compare_command(first: Path, second: Path, fmt: str) -> int:
     comparison = report_mod.compare(report_mod.load(first), report_mod.load(second))
     render = {"json": report_mod.render_compare_json, "markdown": report_mod.render_compare_markdown}.get(
         fmt, report_mod.render_compare_text)
-    text = redact(render(comparison))
+    text = redact_document(render(comparison))
     click.echo(text)
     if actions.in_actions() and fmt != "markdown":
         actions.write_step_summary(redact(report_mod.render_compare_markdown(comparison)), None)
@@ -198,11 +198,7 @@ def _write(scored: Any, out_dir: Path) -> tuple[Path, ...]:
     written = []
     for name, render in (("eval.json", report_mod.render_json), ("eval.md", report_mod.render_markdown)):
         path = out_dir / name
-        text = render(scored)
-        if name.endswith(".json"):
-            text = json.dumps(redact_document(json.loads(text)), indent=2)
-        else:
-            text = redact(text)
+        text = redact_document(render(scored))
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
@@ -258,6 +254,6 @@ def render_plan_json(p: runner.EvalPlan) -> str:
         "estimate": {"calls": p.calls, "cost_usd": p.cost_usd},
         "notes": list(p.notes),
     }
-    return json.dumps(redact_document(doc), indent=2)
+    return redact_document(json.dumps(doc, indent=2))
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import engine, pricing, prompts
+from .. import engine, lazy, pricing, prompts
 from .. import pull_request as pull_request_mod
 from .. import source as source_mod
 from ..audit.plan import OWN_DIR, private_dir
@@ -40,7 +40,7 @@ from ..models import Plan as ReviewPlan
 from ..progress import Progress
 from ..redact import redact
 from ..repo_view import RepoView
-from .models import Case, CaseOutcome, CasePlan
+from .models import Case, CaseOutcome, CasePlan, CaseStatus
 from .workspace import Workspace
 
 DEFAULT_PLANTED = 40
@@ -277,6 +277,10 @@ def run(s: Settings, progress: Progress, *, stopping: threading.Event | None = N
     (folder / "plan.json").write_text(json.dumps(
         {"commit": p.cases.commit, "seed": p.cases.seed, "cases": [c.to_dict() for c in p.cases.cases]}), "utf-8")
     stopping = stopping or threading.Event()
+    if pending:
+        # Imported once here: cases reviewed in threads would each race to import the SDK.
+        lazy.warm("anthropic")
+        lazy.ready("anthropic")
     workspace = Workspace(s.repo_dir, s.home / "cases.git") if pending else None
     progress.log(f"run {p.key}: {len(p.cases.cases)} case(s), {len(pending)} to review, "
                  f"estimated {pricing.usd(p.cost_usd, approx=True)}")
@@ -342,7 +346,7 @@ def review_case(s: Settings, case: Case, commit: str, workspace: Workspace, dead
         if view is not None:
             view.close()
     usage = result.usage
-    status = "incomplete" if result.incomplete is not None else "done"
+    status: CaseStatus = "incomplete" if result.incomplete is not None else "done"
     if result.failed and not result.reviewed:
         status = "failed"
     error = result.incomplete.message if result.incomplete else (
