@@ -241,14 +241,17 @@ def planted_env(emu, home: Path) -> dict[str, str]:
 @case("confinement", "canary secrets in environment variables (`MY_API_TOKEN`, `PGPASSWORD`, `DB_SECRET`), in "
       "`~/.ssh/id_rsa`, behind committed links to `/proc/self/environ` (as `guidelines_file` and as an audited "
       "file) and to `~/.ssh/id_rsa`, and a tracked folder replaced by a link to `~/.ssh`",
-      "`review` and `audit run` refuse the linked guidelines (exit 2, nothing sent), then run with the links in "
-      "the diff and the tree; no canary in any request body the API received, stdout, stderr or written report")
+      "`review`, `audit run` and `eval run` (sync and `--batch`) refuse the linked guidelines (exit 2, nothing "
+      "sent), then run with the links in the diff and the tree; no canary in any request body the API received, stdout, stderr or written report")
 def test_no_canary_secret_reaches_a_request_or_an_output(emu, tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text(f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SSH_CANARY}\n")
     repo = new_repo(tmp_path / "repo", {"keys/README.md": "Deploy keys live elsewhere.\n",
-                                        "util.py": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n"})
+                                        "util.py": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n",
+                                        "shop.py": ("def take(items, n, strict=True):\n    if items is None:\n"
+                                                    "        return []\n    if n > len(items) and strict:\n"
+                                                    "        raise ValueError(n)\n    return items[:n]\n")})
     (repo / "GUIDE.md").symlink_to("/proc/self/environ")
     (repo / "environ.txt").symlink_to("/proc/self/environ")
     (repo / "id_rsa").symlink_to(home / ".ssh" / "id_rsa")
@@ -271,7 +274,8 @@ def test_no_canary_secret_reaches_a_request_or_an_output(emu, tmp_path: Path) ->
 
     # The guidelines link is refused before anything is sent.
     for args in (("review", "--base", "HEAD~2", "--format", "json", "--output", str(report)),
-                 ("audit", "run", "--wait", "--timeout", "30", "--canary", "1")):
+                 ("audit", "run", "--wait", "--timeout", "30", "--canary", "1"),
+                 ("eval", "run", "--planted", "3", "--controls", "1")):
         done = run(*args)
         assert done.returncode == 2 and "'guidelines_file' 'GUIDE.md' is a symbolic link" in done.stderr, done.stderr
     assert not emu.requests
@@ -281,6 +285,12 @@ def test_no_canary_secret_reaches_a_request_or_an_output(emu, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     done = run("audit", "run", "--wait", "--timeout", "30", "--canary", "1")
     assert done.returncode == 0, done.stderr
+    for args in (("eval", "run", "--planted", "3", "--controls", "1", "--format", "json"),
+                 ("eval", "run", "--planted", "3", "--controls", "1", "--batch", "--timeout", "30")):
+        before = len(emu.requests)
+        done = run(*args)
+        assert done.returncode == 0, done.stderr
+        assert len(emu.requests) > before, (args, done.stdout[-2000:], done.stderr[-2000:])  # cases were reviewed
     sent = bodies(emu)
     assert "util.py" in sent and "keys/README.md" in sent and "/proc/self/environ" in sent
     assert json.loads(report.read_text())["stats"]["files_reviewed"]
