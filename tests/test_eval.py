@@ -312,3 +312,69 @@ def test_batch_killed_after_a_batch_exists_resumes_and_submits_each_request_once
     assert _metric(doc, "precision") == pytest.approx(want["precision"])
     assert _metric(doc, "noise") == pytest.approx(want["noise"])
     assert doc["run"]["mode"] == "batch" and doc["run"]["tools"] is False
+
+
+def _child(shop: Path, out_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "reviewer.cli", "eval", "run", "--repo-dir", str(shop), *ARGS,
+            "--output-dir", str(out_dir), "--cases-at-once", "2", *extra]
+
+
+def test_sync_run_killed_mid_way_resumes_and_reviews_only_the_cases_without_an_outcome(
+        shop: Path, anthropic_emu, tmp_path: Path) -> None:
+    p = _plan(shop)
+    catch, noise, strays = choose(p)
+    judge = Judge(p.cases.cases, catch, noise, strays)
+    anthropic_emu.responder = judge
+    out_dir = tmp_path / "out"
+    proc: list[subprocess.Popen[str]] = []
+    seen: list[int] = []
+
+    def kill_at_the_ninth_request(record: Any) -> None:
+        seen.append(1)
+        if len(seen) == 9 and proc and proc[0].poll() is None:
+            proc[0].send_signal(signal.SIGKILL)
+
+    anthropic_emu.on_request = kill_at_the_ninth_request
+    first = subprocess.Popen(_child(shop, out_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.append(first)
+    first.communicate(timeout=90)
+    assert first.returncode == -signal.SIGKILL
+    anthropic_emu.on_request = None
+    journal = runner.load_outcomes(shop / ".reviewer" / "eval" / "runs" / p.key)
+    finished_before = {o.case_id for o in journal}
+    assert 0 < len(finished_before) < len(p.cases.cases)
+    before = dict(judge.seen)
+    second = subprocess.run(_child(shop, out_dir), capture_output=True, text=True, timeout=90)
+    assert second.returncode == 0, second.stderr
+    # A case with an outcome is never sent again; at most the two in flight at the kill are sent twice.
+    again = {cid for cid, n in judge.seen.items() if n > before.get(cid, 0) and cid in before}
+    assert not again & finished_before and len(again) <= 2
+    assert set(judge.seen) == {c.id for c in p.cases.cases}
+    want = expected(p, catch, noise, strays)
+    assert _metric(_report(out_dir), "recall") == pytest.approx(want["recall"])
+
+
+def test_sigint_writes_what_is_done_marked_incomplete_and_exits_130(shop: Path, anthropic_emu, tmp_path: Path) -> None:
+    p = _plan(shop)
+    judge = Judge(p.cases.cases, *choose(p))
+    anthropic_emu.responder = judge
+    out_dir = tmp_path / "out"
+    proc: list[subprocess.Popen[str]] = []
+    seen: list[int] = []
+
+    def interrupt(record: Any) -> None:
+        seen.append(1)
+        if len(seen) == 6 and proc and proc[0].poll() is None:
+            proc[0].send_signal(signal.SIGINT)
+
+    anthropic_emu.on_request = interrupt
+    child = subprocess.Popen(_child(shop, out_dir, "--cases-at-once", "1"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    proc.append(child)
+    _out, err = child.communicate(timeout=90)
+    anthropic_emu.on_request = None
+    assert child.returncode == 130, err
+    assert "incomplete" in err and "Traceback" not in err
+    doc = _report(out_dir)
+    assert any("incomplete" in n for n in doc["notes"])
+    assert 0 < doc["summary"]["cases"]["scored_planted"] + doc["summary"]["cases"]["scored_controls"] < len(p.cases.cases)
