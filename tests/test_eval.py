@@ -312,6 +312,7 @@ def test_batch_killed_after_a_batch_exists_resumes_and_submits_each_request_once
     assert _metric(doc, "precision") == pytest.approx(want["precision"])
     assert _metric(doc, "noise") == pytest.approx(want["noise"])
     assert doc["run"]["mode"] == "batch" and doc["run"]["tools"] is False
+    assert any("without repository tools" in n for n in doc["notes"])
 
 
 def _child(shop: Path, out_dir: Path, *extra: str) -> list[str]:
@@ -378,3 +379,21 @@ def test_sigint_writes_what_is_done_marked_incomplete_and_exits_130(shop: Path, 
     doc = _report(out_dir)
     assert any("incomplete" in n for n in doc["notes"])
     assert 0 < doc["summary"]["cases"]["scored_planted"] + doc["summary"]["cases"]["scored_controls"] < len(p.cases.cases)
+
+
+def test_in_github_actions_the_markdown_goes_to_the_step_summary_and_the_numbers_to_the_outputs(
+        shop: Path, anthropic_emu, tmp_path: Path, monkeypatch) -> None:
+    p = _plan(shop)
+    catch, noise, strays = choose(p)
+    anthropic_emu.responder = Judge(p.cases.cases, catch, noise, strays)
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    assert main(["eval", "run", "--repo-dir", str(shop), *ARGS]) == 0
+    want = expected(p, catch, noise, strays)
+    text = summary.read_text()
+    assert text.startswith("## reviewer eval") and f"{want['recall']:.1%}" in text
+    written = outputs.read_text()
+    assert f"recall={want['recall']:.4f}" in written and f"noise={want['noise']:.4f}" in written
+    assert "report=" + str(shop / ".reviewer" / "eval" / "eval.md") in written
