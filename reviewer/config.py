@@ -92,6 +92,11 @@ class Config:
     verify: bool = True
     """Pass 3 sends findings at or above `verify_min_severity` to an independent verifier (needs the tools)."""
     verify_min_severity: str = "warning"
+    max_verify_tool_calls: int = 100
+    """Tool calls of all verifier calls together, apart from `max_tool_calls`: a review whose per-file
+    calls spent their budget must not leave the verifier blind (it confirms only what it read)."""
+    max_verify_tool_result_tokens: int = 100_000
+    """Tokens of tool results sent back to the verifier calls (estimated), apart from `max_tool_result_tokens`."""
     fail_on: str = "never"
     max_inline_comments: int = 30
     bot_login: str = "github-actions[bot]"

@@ -20,7 +20,8 @@ it is sent without a breakpoint instead of paying a write nobody reads.
 
 Pass 3 verifies (`reviewer.passes.verify`): after the aggregate pass, each
 finding at or above `verify_min_severity` goes to an independent verifier call
-with the same prefix and tools, concurrently under `max_concurrency`. Their
+with the same prefix and tools (under a tool budget of their own,
+`max_verify_tool_calls`), concurrently under `max_concurrency`. Their
 schema differs from the per-file one, so they cannot read the per-file cache
 entry; the first verifier call leads (as above) and the others read what it
 wrote. Verification needs the tools: without a repository it is skipped and
@@ -100,6 +101,9 @@ class _Setup:
     """The first per-file call goes alone; the others start once its response began."""
     notes: list[str] = field(default_factory=list)
     tools: ToolUse | None = None
+    verify_tools: ToolUse | None = None
+    """The verifier's tools: the same ones, under a budget of their own (`max_verify_tool_calls`), so per-file
+    calls that spent `max_tool_calls` do not leave pass 3 unable to read the code it must quote."""
     tools_note: str = ""
     """Appended to the per-file and cross-file user messages when the tools are on."""
     view: RepoView | None = None
@@ -228,12 +232,18 @@ def plan(diff: Diff, config: Config, prior: Prior = Prior(), only: frozenset[str
                          line=1, category="bug")
         verify_user = pricing.estimate_tokens(verify.user_message(sample, config.max_tool_rounds))
         verify_schema_tokens = pricing.estimate_tokens(json.dumps(schemas.verify_answer_schema()))
+        # The verifier's tool budget is its own (max_verify_tool_calls): a turn is assumed to make one
+        # call, and once the budget is spent a call answers without reading.
+        left = config.max_verify_tool_calls if config.max_verify_tool_result_tokens > 0 else 0
         for k in range(1, n + 1):
+            turns = min(rounds, left)
+            left -= turns
             add("verify", f"verify (finding {k} of ~{n}, estimated)", config.model_for("verify"), verify_user,
-                ESTIMATED_VERIFY_OUTPUT_TOKENS, True, verify_schema_tokens, rounds, schema="verify")
+                ESTIMATED_VERIFY_OUTPUT_TOKENS, True, verify_schema_tokens, turns, schema="verify")
         notes.append(f"the estimate assumes {ESTIMATED_VERIFIED_SHARE:.0%} of ~{guessed} expected findings "
                      f"({ESTIMATED_FINDINGS_PER_FILE} per file) reach verify_min_severity ({config.verify_min_severity}) "
-                     f"and go to the verifier, each call taking {rounds} tool turn(s)")
+                     f"and go to the verifier, each call taking {rounds} tool turn(s) while its own budget lasts "
+                     f"(max_verify_tool_calls = {config.max_verify_tool_calls})")
     elif why_not and guessed:
         notes.append(why_not)
     return Plan(tuple(dict.fromkeys(t.file.path for t in s.tasks)), diff.skipped, tuple(calls), usage,
@@ -288,6 +298,8 @@ async def _review(diff: Diff, config: Config, prior: Prior, only: frozenset[str]
         box = ToolBox(view)
         s.tools = ToolUse(DEFINITIONS, box.run, config.max_tool_rounds,
                           ToolBudget(config.max_tool_calls, config.max_tool_result_tokens))
+        s.verify_tools = ToolUse(DEFINITIONS, box.run, config.max_tool_rounds,
+                                 ToolBudget(config.max_verify_tool_calls, config.max_verify_tool_result_tokens))
         s.tools_note = prompts.render("tools", rounds=config.max_tool_rounds)
     verifying, s.verify_off = verify_for(config, view if s.tools is not None else None)
     if verifying:
@@ -467,7 +479,7 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
     targets = [i for i, f in enumerate(found) if verify.wanted(f, config.verify_min_severity)]
     if not targets:
         return found, [], ""
-    if s.view is None or s.tools is None:
+    if s.view is None or s.verify_tools is None:
         if s.verify_off:
             notes.append(s.verify_off)
         return found, [], ""
@@ -477,7 +489,7 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
         for i in targets:
             found[i] = verify.unchecked(found[i], "verification did not run: the review was stopped first")
         return found, [], ""
-    view, tools = s.view, s.tools
+    view, tools = s.view, s.verify_tools
     schema = schemas.verify_answer_schema()
     model = config.model_for("verify")
     # Verifier calls share a prefix the per-file cache entry cannot serve (another schema):

@@ -108,3 +108,20 @@ def test_every_number_key_is_checked_for_nan_not_only_the_known_ones(tmp_path: P
 def test_a_byte_order_mark_in_pyproject_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_bytes(b"\xef\xbb\xbf[tool.reviewer]\nconfidence_threshold = 0.7\n")
     assert config.load(None, tmp_path).confidence_threshold == 0.7
+
+
+@pytest.mark.parametrize("line, message", [
+    ("max_verify_tool_calls = 50\n", None),
+    ("max_verify_tool_calls = \"many\"\n", "'max_verify_tool_calls' must be of type integer"),
+    ("max_verify_tool_result_tokens = 1.5\n", "'max_verify_tool_result_tokens' must be of type integer"),
+    ("max_verify_tool_call = 5\n", "unknown key 'max_verify_tool_call'"),
+])
+def test_the_verifiers_tool_budget_is_configured_and_checked(tmp_path: Path, capsys, line: str, message) -> None:
+    from reviewer.cli import main
+
+    (tmp_path / ".reviewer.toml").write_text(line)
+    if message is None:
+        assert config.load(None, tmp_path).max_verify_tool_calls == 50
+        return
+    code = main(["review", "--diff", str(tmp_path / "none.diff"), "--repo-dir", str(tmp_path), "--dry-run"])
+    assert code == 2 and message in capsys.readouterr().err

@@ -110,6 +110,33 @@ def test_the_verifier_sees_file_lines_category_and_issue_only(anthropic_emu, rep
         assert hidden not in text.split("Finding's file: ")[1], hidden
 
 
+def test_per_file_calls_that_spend_the_tool_budget_leave_the_verifier_its_own(anthropic_emu, repo: Path) -> None:
+    reads = [("read_file", {"path": "util.py"}), ("read_file", {"path": "app.py"}), ("list_files", {"path": "."})]
+    anthropic_emu.responder = ScriptedModel(
+        per_file={"util.py": Turns(ToolCalls(reads), {"findings": [MEDIAN_EMPTY]})},
+        verify={"median()": Turns(ToolCalls([("read_file", {"path": "util.py", "start_line": 5})]),
+                                  confirmed(("util.py", 7, MEDIAN_LINE)))})
+    result = _review(repo, Config(max_tool_calls=2, max_tool_result_tokens=100_000))
+    per_file_results = [t for r in anthropic_emu.message_requests()
+                        if pass_of(r.body) == "per_file" and tool_results(r.body) for t in tool_results(r.body)]
+    assert sum("budget of this review is spent" in t for t in per_file_results) == 1  # the review-wide budget ran out
+    answer = _verify_requests(anthropic_emu)[-1]
+    [read] = tool_results(answer.body)
+    assert MEDIAN_LINE.strip() in read and "budget" not in read
+    [f] = result.findings
+    assert f.verification.verdict == "confirmed" and (f.severity, f.confidence) == ("critical", 0.95)
+
+    # Its own budget spent, the verifier is told so and cannot confirm what it did not read.
+    anthropic_emu.reset()
+    anthropic_emu.responder = ScriptedModel(
+        per_file={"util.py": {"findings": [MEDIAN_EMPTY]}},
+        verify={"median()": Turns(ToolCalls([("read_file", {"path": "util.py", "start_line": 5})]),
+                                  confirmed(("util.py", 7, MEDIAN_LINE)))})
+    _review(repo, Config(max_verify_tool_calls=0))
+    [read] = tool_results(_verify_requests(anthropic_emu)[-1].body)
+    assert "budget of this review is spent" in read
+
+
 @case("verification", "a verifier confirms a finding quoting code that is not at the line it names",
       "the quote is looked up at the head commit; the finding is kept with the aggregate's rating, marked unverified")
 def test_a_confirmation_whose_quote_is_not_in_the_code_is_unverified(anthropic_emu, repo: Path) -> None:
