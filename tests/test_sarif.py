@@ -252,3 +252,38 @@ def test_nothing_left_out_says_so() -> None:
 @pytest.mark.parametrize("path", ["a.py", "src/deep/er/x.ts", "x-y_z.~1"])
 def test_plain_paths_are_written_as_they_are(path: str) -> None:
     assert sarif.repository_uri(path) == path
+
+
+def test_a_reviews_sarif_carries_each_findings_verification(anthropic_emu, repo: Path, capsys) -> None:
+    from reviewer.cli import main
+    from tests.model_script import ScriptedModel
+
+    median = {"file": "util.py", "line": 7, "side": "RIGHT", "severity": "warning", "category": "edge-case",
+              "confidence": 0.9, "issue": "median() raises IndexError for an empty list"}
+    mean = {**median, "line": 2, "issue": "mean() divides by zero for an empty list"}
+    report = {**median, "line": 6, "issue": "sorted() copies the whole list on every call"}
+    anthropic_emu.responder = ScriptedModel(
+        per_file={"util.py": {"findings": [median, mean, report]}},
+        verify={"median()": {"verdict": "confirmed", "reason": "an empty list reaches xs[0]", "severity": "critical",
+                             "confidence": 0.95, "evidence": [{"file": "util.py", "line": 7,
+                                                               "quote": "return xs[len(xs) // 2]"}]},
+                "mean()": {"verdict": "confirmed", "reason": "looks wrong", "severity": "critical",
+                           "confidence": 0.9, "evidence": []},
+                "sorted()": {"verdict": "refuted", "reason": "the copy is intended", "severity": "info",
+                             "confidence": 0.1, "evidence": []}})
+    code = main(["review", "--base", "HEAD~1", "--repo-dir", str(repo), "--format", "sarif"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    validate(doc)
+    by_line = {where(r)["region"]["startLine"]: r for r in results(doc)}
+    assert sorted(by_line) == [2, 7]  # the refuted finding was not posted, so it is no alert either
+    confirmed = by_line[7]
+    assert confirmed["properties"]["verification"] == {
+        "verdict": "confirmed", "reason": "an empty list reaches xs[0]",
+        "evidence": [{"file": "util.py", "line": 7, "quote": "return xs[len(xs) // 2]"}]}
+    assert confirmed["message"]["text"].endswith("Verified: an empty list reaches xs[0]")
+    unverified = by_line[2]
+    assert unverified["properties"]["verification"]["verdict"] == "unverified"
+    assert unverified["message"]["text"].endswith(
+        "Not verified: the verifier confirmed it without quoting the code")

@@ -37,6 +37,10 @@ What GitHub documents, and what this module does about it. Sources, read on 2026
   whose line is edited; it keeps a value that is present, logging a warning
   ("found existing inconsistent fingerprint value") [F]. We set it to `<our fingerprint>:1`,
   which stays the same when code moves or is reworded (README: A finding's identity).
+- Verification (README: Verification): a finding the independent verifier checked carries
+  `properties.verification` (verdict, reason, the quoted evidence, as in `--format json`), and
+  its message ends with "Verified: ..." or "Not verified: ...", since GitHub shows the message
+  and not the properties. Refuted findings are not results: they were not posted.
 - Locations [S]: `artifactLocation.uri` relative to the repository root; `region.startLine`
   is required. A file-level finding is put on line 1; a finding on removed lines (side LEFT)
   also on line 1, since code scanning shows only the new file; the message says so. Lines
@@ -265,10 +269,16 @@ def _result(f: Finding, uri: str, lines: int | None) -> dict[str, object]:
     text = (f.issue or "(no description)") + (f"\n\nFix: {f.suggestion}" if f.suggestion else "")
     if note:
         text += f"\n\n({note})"
+    v = f.verification
+    if v is not None and v.verdict != "refuted":
+        # Code scanning shows the message, not the properties: the mark goes in both.
+        text += f"\n\n{'Verified' if v.verdict == 'confirmed' else 'Not verified'}: {v.reason}"
     fingerprint = _fingerprint(f)
     properties: dict[str, object] = {"severity": f.severity, "category": f.category, "pass": f.pass_}
     if f.confidence is not None:
         properties["confidence"] = f.confidence
+    if v is not None:
+        properties["verification"] = v.to_dict()
     if f.side == "LEFT" and f.line is not None:
         properties["oldLine"] = f.line
     return {
