@@ -59,7 +59,8 @@ def package_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def repo_plan(this_repo: Path) -> CasePlan:
-    return cases.generate(RepoView(this_repo), seed=1)
+    """The library's own code (the tests and benches are left out to keep this file fast)."""
+    return cases.generate(RepoView(this_repo), seed=1, include=("reviewer/*",))
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +250,7 @@ def _check_planted(case: Case, old: ast.AST, new: ast.AST, repo: Path) -> None:
         assert ast.dump(ast.Module(old.body, [])) == ast.dump(ast.Module(new.body, [])), "only the signature"
         defaults = [(x, y) for x, y in zip(old.args.defaults + old.args.kw_defaults,
                                            new.args.defaults + new.args.kw_defaults, strict=True)
-                    if ast.dump(x) != ast.dump(y)]
+                    if (x is None) != (y is None) or x is not None and y is not None and ast.dump(x) != ast.dump(y)]
         assert len(defaults) == 1
     elif kind == "stale-callers":
         assert isinstance(new, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -262,8 +263,8 @@ def _check_planted(case: Case, old: ast.AST, new: ast.AST, repo: Path) -> None:
             calls = [c for c in _nodes(tree, ast.Call) if (c.func.end_lineno or c.lineno) == site.line
                      and getattr(c.func, "id", getattr(c.func, "attr", None)) is not None]
             assert calls, site
-            call = next(c for c in calls if name in (getattr(c.func, "id", None), getattr(c.func, "attr", None))
-                        or isinstance(c.func, ast.Name))
+            named = [c for c in calls if name in (getattr(c.func, "id", None), getattr(c.func, "attr", None))]
+            call = (named or [c for c in calls if isinstance(c.func, ast.Name)])[0]  # else: imported `as` another name
             assert _binding(new_sig, call) != _binding(old_sig, call), (case.id, site, "the call still fits")
     else:  # pragma: no cover
         raise AssertionError(kind)
@@ -330,7 +331,7 @@ def test_stale_callers_on_this_repository_name_calls_in_other_files(repo_plan: C
 
 def test_python_is_listed_as_covered_with_its_parser(repo_plan: CasePlan) -> None:
     python = next(lang for lang in repo_plan.languages if lang.language == "Python")
-    assert python.covered and python.parser == "ast (standard library)" and python.files > 50
+    assert python.covered and python.parser == "ast (standard library)" and python.files > 30
 
 
 # ---------------------------------------------------------------------------- a real package

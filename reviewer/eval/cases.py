@@ -137,7 +137,7 @@ def generate(view: RepoView, *, seed: int, planted: int = 40, controls: int = 10
     made_controls = len(cases) - made_planted
     for asked, made, kind_list, label in ((planted, made_planted, planted_kinds, "planted"),
                                           (controls, made_controls, control_kinds, "control")):
-        if made < asked:
+        if made < asked and kind_list:
             empty = [k for k in kind_list if not pools[k]]
             why = f" (kinds without a site: {', '.join(empty)})" if empty else ""
             notes.append(f"asked for {asked} {label} cases, the repository gave {made}{why}")
@@ -215,6 +215,8 @@ class _Callers:
         self.files = [f for f in files if f.path.endswith(".py")]
         self.cache: dict[tuple[str, str], tuple[Site, ...]] = {}
         self.index: dict[str, _CallIndex | None] = {}
+        self.words: dict[str, set[str]] = {}
+        """Each file's identifier-like words: a file without the name and the module's name is not parsed."""
 
     def __call__(self, name: str, path: str) -> tuple[Site, ...]:
         key = (name, path)
@@ -230,7 +232,12 @@ class _Callers:
             return ()
         sites: list[Site] = []
         for f in self.files:
-            if f.path == path or name not in f.text or module[-1] not in f.text:
+            if f.path == path:
+                continue
+            if f.path not in self.words:
+                self.words[f.path] = _words(f.text)
+            words = self.words[f.path]
+            if name not in words or module[-1] not in words:
                 continue
             if f.path not in self.index:
                 tree = symbols.parse(f.text)
@@ -239,10 +246,14 @@ class _Callers:
             if index is None:
                 continue
             direct, modules = index.bindings(module, name)
-            calls = [c for alias in direct for c in index.by_name.get(alias, [])]
+            # An import inside a function binds its name there only: `f` from one function's
+            # `import x as f` is not the `f` another function calls.
+            calls = [c for alias, where in direct for c in index.by_name.get(alias, [])
+                     if where is None or index.scope_of[id(c)] is where]
             calls += [c for c in index.by_attr.get(name, [])
                       if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name)
-                      and c.func.value.id in modules]
+                      and any(c.func.value.id == alias and (where is None or index.scope_of[id(c)] is where)
+                              for alias, where in modules)]
             if not calls:
                 continue
             for c in calls:
@@ -253,28 +264,42 @@ class _Callers:
         return tuple(sorted(set(sites), key=lambda s: (s.path, s.line)))
 
 
+def _words(text: str) -> set[str]:
+    separators = {ord(ch): " " for ch in set(text) if not (ch.isalnum() or ch == "_")}
+    return set(text.translate(separators).split())
+
+
 class _CallIndex:
     """One calling file: its imports, and its calls by the called name."""
 
     def __init__(self, tree: ast.Module, path: str) -> None:
         self.package = path.split("/")[:-1]
-        self.imports: list[ast.Import | ast.ImportFrom] = []
+        self.imports: list[tuple[ast.Import | ast.ImportFrom, ast.AST | None]] = []
+        """Each import with the function it sits in (None: the module)."""
         self.by_name: dict[str, list[ast.Call]] = {}
         self.by_attr: dict[str, list[ast.Call]] = {}
-        for node in ast.walk(tree):
+        self.scope_of: dict[int, ast.AST | None] = {}
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
+        while stack:
+            node, scope = stack.pop()
             if isinstance(node, ast.Import | ast.ImportFrom):
-                self.imports.append(node)
+                self.imports.append((node, scope))
             elif isinstance(node, ast.Call):
+                self.scope_of[id(node)] = scope
                 if isinstance(node.func, ast.Name):
                     self.by_name.setdefault(node.func.id, []).append(node)
                 elif isinstance(node.func, ast.Attribute):
                     self.by_attr.setdefault(node.func.attr, []).append(node)
+            inner = node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else scope
+            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
 
-    def bindings(self, module: list[str], name: str) -> tuple[set[str], set[str]]:
-        """(names bound to the function `name` of `module`, names bound to `module`) by this file's imports."""
-        direct: set[str] = set()
-        modules: set[str] = set()
-        for node in self.imports:
+    def bindings(self, module: list[str], name: str) -> tuple[set[tuple[str, ast.AST | None]],
+                                                              set[tuple[str, ast.AST | None]]]:
+        """(names bound to the function `name` of `module`, names bound to `module`) by this file's imports,
+        each with the function the import binds it in (None: the whole module)."""
+        direct: set[tuple[str, ast.AST | None]] = set()
+        modules: set[tuple[str, ast.AST | None]] = set()
+        for node, scope in self.imports:
             if isinstance(node, ast.ImportFrom):
                 full = node.module.split(".") if node.module else []
                 if node.level:  # relative: resolved against the calling file's package
@@ -284,13 +309,13 @@ class _CallIndex:
                 for alias in node.names:
                     bound = alias.asname or alias.name
                     if alias.name == name and _same_module(full, module):
-                        direct.add(bound)
+                        direct.add((bound, scope))
                     elif _same_module([*full, alias.name], module):
-                        modules.add(bound)
+                        modules.add((bound, scope))
             else:
                 for alias in node.names:
                     if alias.asname and _same_module(alias.name.split("."), module):
-                        modules.add(alias.asname)
+                        modules.add((alias.asname, scope))
         return direct, modules
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import keyword
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,9 +45,9 @@ Callers = Callable[[str, str], Sequence[Site]]
 Edit = tuple[int, int, str]
 """(start offset, end offset, replacement) in the original text."""
 
-# A function yields at most this many candidates of one kind, and a file at most
-# PER_FILE: the generator keeps one case per function and kind and spreads cases
-# over files, so more candidates would only cost validation time.
+# A function yields at most one candidate of a kind (tried among PER_FUNCTION sites), and a
+# file at most PER_FILE: the generator keeps one case per function and kind and spreads
+# cases over files, so more candidates would only cost validation time.
 PER_FUNCTION = 2
 PER_FILE = 2
 # Kinds whose edit leaves the function, so that each candidate costs a parse of the whole module.
@@ -71,7 +72,9 @@ _OPENERS = frozenset({"open"})
 # Scopes of their own inside a function: their names are not the function's locals.
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
            ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-_FRESH_PARAMETERS = ("options", "context", "strict", "limit", "encoding", "timeout")
+# New parameters for stale-callers, with the annotation used when the signature is annotated.
+_FRESH_PARAMETERS = (("strict", "bool"), ("limit", "int"), ("encoding", "str"), ("timeout", "float"),
+                     ("options", "dict"), ("context", "object"))
 _FRESH_SUFFIXES = ("value", "item", "current", "result")
 
 
@@ -315,17 +318,23 @@ class _Mutator:
     def __init__(self, path: str, src: _Source, tree: ast.Module, callers: Callers | None) -> None:
         self.path, self.src, self.tree, self.callers = path, src, tree, callers
         self.words = _names_in(src.text)
-        # Computed once and shared by the kinds that need them (scopes and dumps per function index).
+        # Per function (by index), computed when a kind first needs them and shared with the others.
+        self._live: dict[int, list[ast.AST]] = {}
         self._parents: dict[int, dict[int, ast.AST]] = {}
         self._scopes: dict[int, _Scope] = {}
         self._dumps: dict[int, str] = {}
 
+    def live(self, f: _Func) -> list[ast.AST]:
+        if f.index not in self._live:
+            self._live[f.index] = _live(f.node)
+        return self._live[f.index]
+
     def parents(self, f: _Func) -> dict[int, ast.AST]:
-        """Child id -> parent, for the whole module (one walk serves every function)."""
-        if not self._parents:
-            self._parents[0] = {id(child): parent for parent in ast.walk(self.tree)
-                                for child in ast.iter_child_nodes(parent)}
-        return self._parents[0]
+        """Child id -> parent among the function's live nodes (a statement of its body has none)."""
+        if f.index not in self._parents:
+            self._parents[f.index] = {id(child): parent for parent in self.live(f)
+                                      for child in ast.iter_child_nodes(parent)}
+        return self._parents[f.index]
 
     def scope(self, f: _Func, live: list[ast.AST]) -> _Scope:
         if f.index not in self._scopes:
@@ -352,24 +361,25 @@ class _Mutator:
             ("extract-constant", self.extract_constant),
             ("reformat", self.reformat),
         ]
-        funcs = _functions(self.tree)
-        live = {id(f.node): _live(f.node) for f in funcs}
+        # Functions are visited in an order fixed by their names' hashes, which scatters the
+        # few kept per kind over the file, and a kind stops at its cap: a file of 300 functions
+        # costs the functions needed, not all of them.
+        funcs = sorted(_functions(self.tree), key=lambda f: hashlib.sha256(
+            f"{f.qualname}#{f.index}".encode("utf-8", "surrogateescape")).digest())
         out: list[Mutant] = []
         for kind, make in makers:
-            per_kind: list[_Candidate] = []
-            if kind == "stale-callers":
-                per_kind = self.stale_callers_all(funcs)  # asks `callers`, which reads other files: fewer asks
-            else:
-                for f in funcs:
-                    per_kind.extend(_spread(make(f, live[id(f.node)]), PER_FUNCTION))
             cap = PER_FILE_MODULE_EDITS if kind == "extract-constant" else PER_FILE
             kept = 0
-            for cand in _spread(per_kind, cap * 2):
-                mutant = self.build(cand)
-                if mutant is not None:
-                    out.append(mutant)
-                    kept += 1
-                    if kept >= cap:
+            for f in funcs:
+                if kept >= cap:
+                    break
+                if kind == "stale-callers" and not self.may_have_callers(f):
+                    continue
+                for cand in _spread(make(f, self.live(f)), PER_FUNCTION):
+                    mutant = self.build(cand)
+                    if mutant is not None:  # one per function: the generator keeps one per function and kind
+                        out.append(mutant)
+                        kept += 1
                         break
         out.extend(self.reorder_imports())
         return out
@@ -574,8 +584,7 @@ class _Mutator:
             if not isinstance(n, ast.If) or n.orelse or len(n.body) != 1 \
                     or not isinstance(n.body[0], ast.Return | ast.Raise) or not _is_guard_test(n.test):
                 continue
-            parent = parents.get(id(n))
-            siblings = _block_of(parent, n)
+            siblings = _block_of(parents.get(id(n), f.node), n)
             if siblings is None or len(siblings) < 2 or not self.src.alone(n):
                 continue
             a, b = self.src.line_range(n.lineno, n.end_lineno or n.lineno)
@@ -607,7 +616,7 @@ class _Mutator:
             other = max(pool, key=lambda o: (scope.bound[o], o))  # the most recently bound: the likeliest slip
             a, b = self.src.span(load)
             out.append(_Candidate("wrong-variable", f, [(a, b, other)],
-                                  f"`{name}` read as `{other}` on a line of `{f.qualname}`"))
+                                  f"`{name}` read as `{other}` in `{f.qualname}`"))
         return out
 
     def swallowed_exception(self, f: _Func, live: list[ast.AST]) -> list[_Candidate]:
@@ -704,15 +713,10 @@ class _Mutator:
                                   f"in `{f.qualname}`"))
         return out
 
-    def stale_callers_all(self, funcs: list[_Func]) -> list[_Candidate]:
-        if self.callers is None:
-            return []
-        out: list[_Candidate] = []
-        for f in funcs:
-            if len(out) >= PER_FILE:
-                break
-            out.extend(self.stale_callers(f, []))
-        return out
+    def may_have_callers(self, f: _Func) -> bool:
+        node = f.node
+        return f.top and not node.decorator_list and node.args.vararg is None and self.callers is not None \
+            and bool(node.args.posonlyargs or node.args.args)
 
     def stale_callers(self, f: _Func, live: list[ast.AST]) -> list[_Candidate]:
         """A new required positional parameter: every plain call elsewhere now misses it or binds it wrongly.
@@ -722,23 +726,24 @@ class _Mutator:
         when `callers` reports call sites in other files.
         """
         node = f.node
-        if not f.top or node.decorator_list or node.args.vararg is not None or self.callers is None:
+        if not self.may_have_callers(f) or self.callers is None:
             return []
         positional = node.args.posonlyargs + node.args.args
         required = len(positional) - len(node.args.defaults)
-        if not positional:
-            return []
         names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {a.arg for a in ast.walk(node)
                                                                             if isinstance(a, ast.arg)}
-        fresh = next((p for p in _FRESH_PARAMETERS if p not in names), None)
-        if fresh is None:
+        picked = next(((p, t) for p, t in _FRESH_PARAMETERS if p not in names), None)
+        if picked is None:
             return []
+        fresh = picked[0]
+        # An annotated signature gets an annotated parameter, as its author would have written it.
+        param = f"{fresh}: {picked[1]}" if any(a.annotation is not None for a in positional) else fresh
         if required > 0:
             end = self.src.span(positional[required - 1])[1]
-            edit = (end, end, f", {fresh}")
+            edit = (end, end, f", {param}")
         else:
             start = self.src.span(positional[0])[0]
-            edit = (start, start, f"{fresh}, ")
+            edit = (start, start, f"{param}, ")
         sites = tuple(self.callers(node.name, self.path))
         if not sites:
             return []
