@@ -15,14 +15,17 @@ What every candidate promises (checked here before it is returned, and again by 
   a `return`/`raise`/`continue`/`break` in the same block);
 * a control kind leaves behaviour unchanged: the ast of the function is identical,
   once the renamed local is mapped back (rename-local) or the new constant inlined
-  back (extract-constant); reorder-imports and reformat are checked on the module;
+  back (extract-constant, whose new module line must parse as exactly `NAME = <that
+  literal>`); reorder-imports checks that the two swapped lines parse, alone, as
+  the same two statements in the other order;
 * `start`/`end` are the changed lines of the new text, from a `difflib` line diff.
 
 Checking a candidate parses only the function it edits (its lines, under an
 `if 1:` when indented), not the whole file: the edit stays inside that compound
-statement, so the file parses when the statement does, and a file of 3,000 lines
-is not reparsed for each of its hundreds of candidates. Edits outside a function
-(extract-constant, reorder-imports) are checked on the whole module.
+statement (or adds whole lines between top-level statements before it), so the
+file parses when the statement does, and a file of 3,000 lines is not reparsed
+for each of its candidates. The rest of the file being byte-identical, the
+module's ast differs from the original only inside that function.
 """
 
 from __future__ import annotations
