@@ -292,8 +292,8 @@ def test_same_input_gives_same_mutants(path: str) -> None:
 
 
 def test_interface() -> None:
-    assert mt.language("a/b.go") == "go" and mt.language("a/b.py") is None and mt.language("x.md") is None
-    assert mt.parser_name("rust").startswith("tree-sitter (tree-sitter-rust ")
+    assert mt.language("a/b.go") == "Go" and mt.language("a/b.py") is None and mt.language("x.md") is None
+    assert mt.parser_name("Rust").startswith("tree-sitter (tree-sitter-rust ")
     assert not mt.parses("a.go", "package p\nfunc f( {\n")
     assert mt.mutants("a.go", "package p\nfunc f( {\n") == []
     assert mt.mutants("notes.txt", "if (a < b) {}") == []

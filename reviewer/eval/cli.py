@@ -225,7 +225,7 @@ def render_plan_text(p: runner.EvalPlan) -> str:
     covered = [lang for lang in cases.languages if lang.covered]
     uncovered = [lang for lang in cases.languages if not lang.covered]
     if covered:
-        lines.append("languages planted in: " + ", ".join(
+        lines.append("languages covered: " + ", ".join(
             f"{lang.language} ({lang.files} file(s), {lang.parser})" for lang in covered))
     if uncovered:
         lines.append("languages not covered (no case is made in them): " + ", ".join(

@@ -34,13 +34,15 @@ from .models import Mutant, Site
 
 
 def language(path: str) -> str | None:
-    """The language `path` is parsed as, or None."""
-    return treesitter.language(path)
+    """The language `path` is parsed as, named for people ("Go", "C++"), or None."""
+    key = treesitter.language(path)
+    return treesitter.GRAMMARS[key].display if key else None
 
 
 def parser_name(language: str) -> str:
-    """"tree-sitter (tree-sitter-go 0.25.0)"."""
-    return treesitter.parser_name(language)
+    """"tree-sitter (tree-sitter-go 0.25.0)" for "Go"."""
+    key = next((k for k, g in treesitter.GRAMMARS.items() if g.display == language), language)
+    return treesitter.parser_name(key)
 
 
 def parses(path: str, text: str) -> bool:
