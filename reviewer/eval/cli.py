@@ -20,6 +20,8 @@ import click
 
 from .. import config as config_mod
 from .. import progress as progress_mod
+from ..audit.cli import FiniteFloatRange
+from ..audit.plan import private_dir
 from ..client import require_credentials
 from ..errors import EXIT_FINDINGS, EXIT_OK, UsageError, exit_for_signal
 from ..pricing import usd
@@ -31,15 +33,8 @@ from .models import CONTROL_KINDS, PLANTED_KINDS
 FORMATS = ("text", "json", "markdown")
 
 
-class _FiniteFloat(click.FloatRange):
-    """A float option that refuses nan and inf (the audit's and the review's rule)."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            config_mod.finite_number(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        return super().convert(value, param, ctx)
+# One click type for every number flag: refuses nan and inf (issue 11, item 8).
+_FiniteFloat = FiniteFloatRange
 
 
 def _cases(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,7 +186,6 @@ def _render(scored: Any, fmt: str) -> str:
 
 
 def _write(scored: Any, out_dir: Path) -> tuple[Path, ...]:
-    from ..audit.plan import private_dir
     from . import report as report_mod
 
     private_dir(out_dir)
