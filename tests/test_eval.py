@@ -397,3 +397,15 @@ def test_in_github_actions_the_markdown_goes_to_the_step_summary_and_the_numbers
     written = outputs.read_text()
     assert f"recall={want['recall']:.4f}" in written and f"noise={want['noise']:.4f}" in written
     assert "report=" + str(shop / ".reviewer" / "eval" / "eval.md") in written
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_2(shop: Path, anthropic_emu, tmp_path: Path,
+                                                                   capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    p = _plan(shop)
+    anthropic_emu.responder = Judge(p.cases.cases, *choose(p))
+    assert main(["eval", "run", "--repo-dir", str(shop), *ARGS, "--state-dir", str(blocker / "eval")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot" in err[0] and "Traceback" not in err[0], err
+    assert anthropic_emu.requests == []

@@ -229,7 +229,10 @@ class _Journal:
     """Appends finished outcomes, one JSON line each, synced before the case counts as done."""
 
     def __init__(self, folder: Path) -> None:
-        private_dir(folder)
+        try:
+            private_dir(folder)
+        except OSError as exc:
+            raise UsageError(f"{folder}: cannot create the eval's state folder: {exc.strerror or exc}") from None
         self.path = folder / "outcomes.jsonl"
         self._lock = threading.Lock()
 
@@ -274,8 +277,12 @@ def run(s: Settings, progress: Progress, *, stopping: threading.Event | None = N
 
         return batch.run(s, p, folder, progress, deadline, started)
     journal = _Journal(folder)
-    (folder / "plan.json").write_text(json.dumps(
-        {"commit": p.cases.commit, "seed": p.cases.seed, "cases": [c.to_dict() for c in p.cases.cases]}), "utf-8")
+    try:
+        # What the run is, next to its outcomes: a person can see which cases an old folder held.
+        (folder / "plan.json").write_text(json.dumps(
+            {"commit": p.cases.commit, "seed": p.cases.seed, "cases": [c.to_dict() for c in p.cases.cases]}), "utf-8")
+    except OSError as exc:
+        raise UsageError(f"{folder}: cannot write the eval's state: {exc.strerror or exc}") from None
     stopping = stopping or threading.Event()
     if pending:
         # Imported once here: cases reviewed in threads would each race to import the SDK.

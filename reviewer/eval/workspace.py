@@ -39,13 +39,16 @@ class Workspace:
         self.path = where
         self._lock = threading.Lock()
         objects = _text(repo_dir, "rev-parse", "--path-format=absolute", "--git-path", "objects")
-        private_dir(where.parent)
-        if not (where / "objects").is_dir():
-            _text(where.parent, "init", "--quiet", "--bare", str(where.resolve()))
-        alternates = where / "objects" / "info" / "alternates"
-        alternates.parent.mkdir(parents=True, exist_ok=True)
-        if not alternates.exists() or alternates.read_text().strip() != objects:
-            alternates.write_text(objects + "\n")
+        try:
+            private_dir(where.parent)
+            if not (where / "objects").is_dir():
+                _text(where.parent, "init", "--quiet", "--bare", str(where.resolve()))
+            alternates = where / "objects" / "info" / "alternates"
+            alternates.parent.mkdir(parents=True, exist_ok=True)
+            if not alternates.exists() or alternates.read_text().strip() != objects:
+                alternates.write_text(objects + "\n")
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot set up the eval's scratch repository: {exc.strerror or exc}") from None
 
     def commit(self, base: str, case: Case) -> str:
         """The SHA of the commit whose tree is `base`'s with `case.path` holding `case.new_text`."""
