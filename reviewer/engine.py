@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import findings as findings_mod
-from . import pricing, prompts, schemas
+from . import identity, pricing, prompts, schemas
 from .client import CallFailed, ModelClient, Prefix, Stopped, ToolBudget, ToolUse
 from .config import Config
 from .deadline import Deadline
@@ -59,10 +59,12 @@ from .models import (
     Plan,
     PlannedCall,
     PriorFinding,
+    Refutation,
     Rejected,
     ReviewResult,
     Tally,
     Usage,
+    Verification,
 )
 from .passes import aggregate, cross_file, per_file, verify
 from .progress import Progress
@@ -87,6 +89,9 @@ class Prior:
 
     findings: tuple[PriorFinding, ...] = ()
     head: str | None = None
+    refuted: tuple[Refutation, ...] = ()
+    """Findings the verifier refuted in earlier reviews, relocated to `head`: a finding of this review that
+    is the same problem, its code unchanged (not `changed`), is kept refuted and not sent again."""
 
     def for_file(self, path: str) -> tuple[PriorFinding, ...]:
         return tuple(p for p in self.findings if p.finding.file == path)
@@ -438,8 +443,9 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         progress.advance()
         progress.stop()
 
-    found, refuted, unfinished = await _verify(found, config, progress, s, client, not_run, notes)
+    found, refuted, unfinished = await _verify(found, config, progress, s, client, not_run, notes, prior.refuted)
     cut = cut or bool(unfinished)
+    ledger.refuted_earlier = sum(1 for f in refuted if f.verification is not None and f.verification.refuted_on)
     ledger.confirmed = sum(1 for f in found if f.verification is not None and f.verification.verdict == "confirmed")
     ledger.unverified = sum(1 for f in found if f.verification is not None and f.verification.verdict == "unverified")
     ledger.refuted = len(refuted)
@@ -467,14 +473,44 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
     )
 
 
+def remembered(f: Finding, refutations: Sequence[Refutation]) -> Refutation | None:
+    """The earlier refutation `f` restates (README: A finding's identity), when its code has not changed since."""
+    for r in refutations:
+        if not r.changed and identity.same_problem(f, r.finding, r.finding.line):
+            return r
+    return None
+
+
+def _still_refuted(found: list[Finding], targets: list[int], refutations: Sequence[Refutation],
+                   notes: list[str]) -> list[int]:
+    """Keep refuted, in `found`, the targets that restate a remembered refutation; the others, to be verified."""
+    ask = []
+    for i in targets:
+        r = remembered(found[i], refutations)
+        if r is None:
+            ask.append(i)
+            continue
+        # The earlier fingerprint, like a repeat of a posted finding: the identity survives rewording.
+        found[i] = found[i].with_(fingerprint=r.finding.fingerprint, verification=Verification(
+            "refuted", f"refuted on {r.sha[:7]}: {r.reason}", refuted_on=r.sha))
+    if len(ask) < len(targets):
+        notes.append(f"{len(targets) - len(ask)} finding(s) restate one the verifier refuted in an earlier review, "
+                     "whose code has not changed since: kept refuted with the earlier reason, not checked again")
+    return ask
+
+
 async def _verify(found: list[Finding], config: Config, progress: Progress, s: _Setup, client: ModelClient,
-                  not_run: list[str], notes: list[str]) -> tuple[list[Finding], list[Finding], str]:
+                  not_run: list[str], notes: list[str], refutations: Sequence[Refutation] = (),
+                  ) -> tuple[list[Finding], list[Finding], str]:
     """Pass 3's verification (`reviewer.passes.verify`): (kept findings, refuted ones, what did not finish).
 
     Every finding at or above the floor comes back with its `verification`;
     one without a verdict (a failed call, a run stopped first) is kept with
-    its rating, marked unverified. Appends to `not_run` when the run was
-    stopped before verification began, and says once why nothing is verified.
+    its rating, marked unverified. One that restates a remembered refutation
+    (`refutations`, from earlier reviews of the pull request) whose code has
+    not changed is refuted again without a call. Appends to `not_run` when the
+    run was stopped before verification began, and says once why nothing is
+    verified.
     """
     targets = [i for i, f in enumerate(found) if verify.wanted(f, config.verify_min_severity)]
     if not targets:
@@ -484,6 +520,9 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
             notes.append(s.verify_off)
         return found, [], ""
     found = list(found)
+    targets = _still_refuted(found, targets, refutations, notes)
+    if not targets:
+        return _split(found) + ("",)
     if client.stopped is not None:
         not_run.append("verification")
         for i in targets:
@@ -525,8 +564,13 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
                      "marked unverified")
     unfinished = (f"verification did not finish ({len(targets) - stopped} of {len(targets)} findings checked; "
                   "the others keep the aggregate pass's rating, marked unverified)") if stopped else ""
-    kept = [f for f in found if f.verification is None or f.verification.verdict != "refuted"]
-    return kept, [f for f in found if f.verification is not None and f.verification.verdict == "refuted"], unfinished
+    return _split(found) + (unfinished,)
+
+
+def _split(found: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """(findings kept, findings refuted)."""
+    refuted = [f for f in found if f.verification is not None and f.verification.verdict == "refuted"]
+    return [f for f in found if f.verification is None or f.verification.verdict != "refuted"], refuted
 
 
 @dataclass
@@ -540,6 +584,7 @@ class _Ledger:
     confirmed: int = 0
     refuted: int = 0
     unverified: int = 0
+    refuted_earlier: int = 0
     notes: list[str] = field(default_factory=list)
     floods: list[str] = field(default_factory=list)
 
@@ -573,7 +618,7 @@ class _Ledger:
                    if len(rejected) > 20 else "")
                 + f": {findings_mod.REJECTED_NOT_IN_DIFF}")
         return Tally(self.returned, rejected, tuple(self.over_limit.most_common()), self.merged,
-                     self.confirmed, self.refuted, self.unverified)
+                     self.confirmed, self.refuted, self.unverified, self.refuted_earlier)
 
 
 async def _gather(coros: Sequence[Any]) -> list[Any]:

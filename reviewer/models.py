@@ -126,15 +126,44 @@ class Verification:
     verdict: Verdict
     reason: str
     evidence: tuple[Evidence, ...] = ()
+    refuted_on: str | None = None
+    """The head commit an earlier review of the pull request refuted this same problem on, when the
+    refutation was remembered rather than asked again (its code has not changed since)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "reason": self.reason,
-                "evidence": [{"file": e.file, "line": e.line, "quote": e.quote} for e in self.evidence]}
+                "evidence": [{"file": e.file, "line": e.line, "quote": e.quote} for e in self.evidence],
+                **({"refuted_on": self.refuted_on} if self.refuted_on else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verification:
         return cls(d["verdict"], d.get("reason", ""),
-                   tuple(Evidence(e["file"], e["line"], e["quote"]) for e in d.get("evidence", ())))
+                   tuple(Evidence(e["file"], e["line"], e["quote"]) for e in d.get("evidence", ())),
+                   d.get("refuted_on"))
+
+
+@dataclass(frozen=True)
+class Refutation:
+    """A finding the verifier refuted in an earlier review of the pull request, remembered on it.
+
+    Read back from the summary comment's marker (`publish.github`), relocated to
+    the head under review like a posted finding (README: A finding's identity).
+    A finding of this review that is the same problem is kept refuted, not sent
+    to the verifier again, unless `changed`.
+    """
+
+    finding: Finding
+    """Its file, side, category, issue (the start of it) and fingerprint; `line` where its code is now."""
+    sha: str
+    """The head commit it was refuted on."""
+    reason: str
+    """The verifier's reason then."""
+    code: str = ""
+    """Hash of the code at its anchor when refuted (`identity.code_hash`)."""
+    context: str = ""
+    """Hash of the code around it when refuted."""
+    changed: bool = False
+    """Its code or the code around it changed since (or cannot be found): a restatement is verified again."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +257,8 @@ class Tally:
     """Findings the verifier refuted: not kept, listed as checked and not posted."""
     unverified: int = 0
     """Findings sent to the verifier that it did not confirm with evidence that holds (they are kept)."""
+    refuted_earlier: int = 0
+    """Of `refuted`: restatements of a refutation remembered from an earlier review, not sent to the verifier again."""
 
     @property
     def rejected_total(self) -> int:
@@ -246,6 +277,7 @@ class Tally:
             "confirmed": self.confirmed,
             "refuted": self.refuted,
             "unverified": self.unverified,
+            **({"refuted_earlier": self.refuted_earlier} if self.refuted_earlier else {}),
         }
 
 

@@ -9,7 +9,10 @@ Order of the flow (and of the requests it makes):
 2. what earlier runs posted (`publish.github.read_prior`) and which files
    changed since the last reviewed head (`changed_since`);
 3. posted findings relocated to the head under review, shown to the model with
-   ids it cites when it restates one (README: A finding's identity);
+   ids it cites when it restates one (README: A finding's identity); the
+   verifier's earlier refutations relocated too, so a restatement of one whose
+   code has not changed stays refuted without a verifier call (README:
+   Verification);
 4. the three passes (`engine.review`), only on changed files for a re-review;
 5. `decide`: new findings, repeats of posted ones, still open, resolved;
 6. `post` (with `--post`): one review, follow-ups when its body is full,
@@ -97,7 +100,7 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
     parsed = parse(src, config, tuple(Skipped(path, reason) for path, reason in no_patch))
     github_pub.relocate(prior, parsed, changed)
     shown = github_pub.shown_to_model(prior, pr.head_sha)
-    earlier = engine.Prior(shown, pr.head_sha)
+    earlier = engine.Prior(shown, pr.head_sha, tuple(prior.refuted))
     view, why_no_view = source.head_view(repo_dir, pr.head_sha) if config.tools else (None, None)
     try:
         return _review(gh, pr, config, parsed, prior, changed, shown, earlier, view, why_no_view, post=post,

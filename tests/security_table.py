@@ -18,7 +18,7 @@ START, END = "<!-- security-table:start -->", "<!-- security-table:end -->"
 MODULES = ("tests.test_adversarial", "tests.test_adversarial_audit", "tests.test_audit", "tests.test_audit_crash",
            "tests.test_nothing_lost", "tests.test_sarif", "tests.test_secrets_disguised", "tests.test_confinement",
            "tests.test_hostile_inputs", "tests.test_deadlines", "tests.test_definitions",
-           "tests.test_verify", "tests.test_audit_state_fs")
+           "tests.test_verify", "tests.test_refutations", "tests.test_audit_state_fs")
 
 _CASES: dict[str, list[dict[str, str]]] = {}
 

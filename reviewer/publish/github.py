@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .. import findings as findings_mod
@@ -35,7 +35,7 @@ from .. import identity, schemas
 from ..config import Config
 from ..diff import shown_path
 from ..errors import ServiceError
-from ..models import SEVERITY_RANK, Diff, Finding, PriorFinding, ReviewResult
+from ..models import SEVERITY_RANK, Diff, Finding, PriorFinding, Refutation, ReviewResult
 from ..pricing import usd
 from ..redact import redact
 from ..source import PullRequest, graphql_read, transient_wait
@@ -54,9 +54,12 @@ def marker(kind: str, data: dict[str, Any]) -> str:
     `<` and `>` are JSON-escaped so no text can close the comment, and `@` so
     nothing inside it can read as a mention.
     """
-    payload = (json.dumps(data, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
-               .replace("<", "\\u003c").replace(">", "\\u003e").replace("@", "\\u0040"))
-    return f"<!-- reviewer:{kind} {payload} -->"
+    return f"<!-- reviewer:{kind} {_payload(data)} -->"
+
+
+def _payload(data: Any) -> str:
+    return (json.dumps(data, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("@", "\\u0040"))
 
 
 def read_markers(body: str | None) -> list[tuple[str, Any]]:
@@ -83,17 +86,55 @@ def finding_marker(f: Finding, code: str = "", context: str = "") -> str:
     `code` is the code at the anchor, `context` the code `_CONTEXT` lines
     around it; both are kept as short hashes (`identity.code_hash`).
     """
+    data = _finding_data(f, identity.code_hash(code), identity.code_hash(context))
+    if f.confidence is not None:
+        data["confidence"] = f.confidence
+    return marker("f", data)
+
+
+def _finding_data(f: Finding, code: str, context: str) -> dict[str, Any]:
+    """What a marker keeps of a finding to know it again: identity, place, the start of its issue, code hashes."""
     data: dict[str, Any] = {
         "fp": f.fingerprint, "file": f.file, "side": f.side, "severity": f.severity,
         "category": f.category, "issue": _clip(f.issue, _MARKED_ISSUE), "pass": f.pass_,
     }
     if f.line is not None:
-        data.update(line=f.line, code=identity.code_hash(code), ctx=identity.code_hash(context))
+        data.update(line=f.line, code=code, ctx=context)
     if f.end_line is not None:
         data["end_line"] = f.end_line
-    if f.confidence is not None:
-        data["confidence"] = f.confidence
-    return marker("f", data)
+    return data
+
+
+MAX_REMEMBERED_CHARS = 20_000
+"""Characters of the summary marker that remember refutations (about 25 of them); the rest are forgotten."""
+MAX_REMEMBERED_READ = 200
+"""Refutations read back from one summary marker at most, whatever it holds."""
+_REMEMBERED_REASON = 300
+_SHA = re.compile(r"[0-9a-f]{7,40}")
+
+
+def refutation_record(r: Refutation) -> dict[str, Any]:
+    """A remembered refutation as the summary marker keeps it: the finding's marker data, when and why."""
+    f = r.finding
+    data = _finding_data(f.with_(file=redact(f.file), issue=redact(f.issue)), r.code, r.context)
+    data.update(sha=r.sha, why=redact(_clip(r.reason, _REMEMBERED_REASON)))
+    return data
+
+
+def _refutation_from_record(data: Any) -> Refutation | None:
+    """A remembered refutation of our summary marker; None when the record is not one we write."""
+    if not isinstance(data, dict):
+        return None
+    data = dict(data)
+    sha, why = data.pop("sha", None), data.pop("why", None)
+    if not (isinstance(sha, str) and _SHA.fullmatch(sha) and isinstance(why, str) and len(why) <= 2 * _REMEMBERED_REASON):
+        return None
+    if "confidence" in data or len(str(data.get("issue", ""))) > _MARKED_ISSUE:
+        return None
+    parsed = _finding_from_marker("f", data)
+    if parsed is None:
+        return None
+    return Refutation(parsed[0], sha, why, parsed[1], parsed[2])
 
 
 def _finding_from_marker(kind: str, data: Any) -> tuple[Finding, str, str] | None:
@@ -155,6 +196,9 @@ class PriorState:
     now: dict[int, tuple[int | None, int | None] | None] = field(default_factory=dict)
     """Index in `posted` -> (line, end_line) of its code at the head under review, None when the code is gone;
     absent when the line stands as recorded (see `relocate`)."""
+    refuted: list[Refutation] = field(default_factory=list)
+    """Findings the verifier refuted in earlier reviews, from our summary's marker; relocated to the head
+    under review by `relocate` (`changed` set when their code changed since)."""
 
     @property
     def open_index(self) -> tuple[int, ...]:
@@ -229,6 +273,9 @@ def read_prior(gh: Any, pr: PullRequest, config: Config) -> PriorState:
                     state.summary = comment
                     state.last_sha = data.get("sha") if isinstance(data.get("sha"), str) else None
                     state.incomplete = data.get("incomplete") is True
+                    records = data.get("refuted")
+                    state.refuted = [r for record in (records if isinstance(records, list) else [])[:MAX_REMEMBERED_READ]
+                                     if (r := _refutation_from_record(record)) is not None]
                 elif parsed := _finding_from_marker(kind, data):
                     # Listed in a follow-up comment: a review body was full.
                     state.posted.append(Posted(parsed[0], code=parsed[1], context=parsed[2]))
@@ -319,6 +366,53 @@ def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> N
         if found is None and f.side == "RIGHT" and current.head_text is None:
             continue  # only the hunks are known: no proof the code is gone
         prior.now[j] = found
+    prior.refuted = [_relocated(r, diff, changed) for r in prior.refuted]
+
+
+def _relocated(r: Refutation, diff: Diff, changed: frozenset[str] | None) -> Refutation:
+    """`r` where its code is at the head under review, or marked `changed` when that code, or the code
+    around it, is not the code that was refuted (then a restatement is verified again)."""
+    f = r.finding
+    if changed is not None and f.file not in changed:
+        return r  # the file is as the last review saw it
+    current = diff.get(f.file)
+    if current is None or f.line is None or not r.code:
+        return replace(r, changed=True)
+    found = identity.relocate(f.line, f.end_line, r.code, functools.partial(current.line_text, side=f.side),
+                              identity.RELOCATE_LIMIT)
+    if found is None or found[0] is None or identity.code_hash(_window(diff, f, found[0], found[1])) != r.context:
+        return replace(r, changed=True)
+    return replace(r, finding=f.with_(line=found[0], end_line=found[1]))
+
+
+def remember(prior: PriorState, result: ReviewResult, diff: Diff, head_sha: str) -> tuple[list[dict[str, Any]], int]:
+    """The refutations the summary marker keeps for the next review, and how many did not fit.
+
+    This review's refutations first (asked now, at `head_sha`, or restating an
+    earlier one), then the earlier ones whose code has not changed, restated or
+    not; at most MAX_REMEMBERED_CHARS of them. A refutation whose code changed
+    is forgotten: a restatement of it is verified again.
+    """
+    standing = {(r.finding.file, r.finding.fingerprint): r for r in prior.refuted if not r.changed}
+    out: list[Refutation] = []
+    for f in result.refuted:
+        v = f.verification
+        earlier = standing.pop((f.file, f.fingerprint), None)
+        if v is not None and v.refuted_on and earlier is not None:
+            out.append(earlier)
+        elif v is not None and not v.refuted_on:
+            code, context = _code_of(f, diff)
+            out.append(Refutation(f, head_sha, v.reason, identity.code_hash(code), identity.code_hash(context)))
+    out.extend(standing.values())
+    records: list[dict[str, Any]] = []
+    size = 0
+    for r in out:
+        record = refutation_record(r)
+        size += len(_payload(record)) + 1  # as written in the marker, escapes included
+        if size > MAX_REMEMBERED_CHARS:
+            break
+        records.append(record)
+    return records, len(out) - len(records)
 
 
 def shown_to_model(prior: PriorState, head_sha: str) -> tuple[PriorFinding, ...]:
@@ -692,7 +786,11 @@ def post(gh: Any, pr: PullRequest, result: ReviewResult, outcome: Outcome, prior
         _create_comment_once(pull, text, prior.login, run_id, part)
         posting.followups += 1
     posting.resolved = _resolve(gh, pull, outcome.resolved, pr, config, posting)
-    _summary(pull, prior, pr, result, outcome, run_id, posting)
+    memory, forgotten = remember(prior, result, diff, pr.head_sha)
+    if forgotten:
+        posting.notes.append(f"{forgotten} refutation(s) of the verifier did not fit in the summary's memory: "
+                             "restated by a later review, they are verified again")
+    _summary(pull, prior, pr, result, outcome, run_id, posting, memory)
     return posting
 
 
@@ -793,13 +891,15 @@ class Ledger:
     refuted: int = 0
     confirmed: int = 0
     unverified: int = 0
+    refuted_earlier: int = 0
+    """Of `refuted`: restatements of a refutation of an earlier review, kept refuted without asking again."""
 
     @classmethod
     def of(cls, result: ReviewResult, outcome: Outcome, posting: Posting) -> Ledger:
         t = result.tally
         return cls(t.returned, posting.inline, posting.in_body, posting.in_followups, posting.low_confidence,
                    outcome.suppressed, t.merged, t.over_limit_total, t.rejected_total, posting.refuted,
-                   t.confirmed, t.unverified)
+                   t.confirmed, t.unverified, t.refuted_earlier)
 
     @property
     def accounted(self) -> int:
@@ -817,8 +917,10 @@ class Ledger:
               if self.low_confidence else []),
             *([f"{self.refuted} of the listed findings were refuted by the verifier, in the \"Checked and not posted\" sections."]
               if self.refuted else []),
-            *([f"Verification: {self.confirmed} confirmed with quoted code, {self.refuted} refuted, "
-               f"{self.unverified} unverified (kept with the aggregate pass's rating)."]
+            *([f"Verification: {self.confirmed} confirmed with quoted code, {self.refuted} refuted"
+               + (f" ({self.refuted_earlier} of them restating a refutation of an earlier review whose code has "
+                  "not changed, not checked again)" if self.refuted_earlier else "")
+               + f", {self.unverified} unverified (kept with the aggregate pass's rating)."]
               if self.confirmed or self.refuted or self.unverified else []),
         ]
 
@@ -846,11 +948,13 @@ def _bounded(title: str, lines: Sequence[str], budget: int, where: str) -> tuple
     return shown, []
 
 
-def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, posting: Posting, run_id: str) -> str:
+def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, posting: Posting, run_id: str,
+                 memory: Sequence[dict[str, Any]] = ()) -> str:
     """The sticky summary comment: counts, the ledger, and every list with its cuts counted.
 
     Lists that do not fit say how many entries they left out; those entries go
-    to `posting.left_out`, which the caller adds to the run's report.
+    to `posting.left_out`, which the caller adds to the run's report. `memory`
+    (`remember`) goes into the hidden marker, for the next review.
     """
     open_now = list(outcome.new) + [p.finding for p in outcome.still_open]
     c = counts(open_now)
@@ -879,7 +983,7 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
         top = ", ".join(f"`{safe(path)}` ({n})" for path, n in t.over_limit[:10])
         more = f", and {len(t.over_limit) - 10} more file(s)" if len(t.over_limit) > 10 else ""
         lines += ["", f"**{ledger.over_limit} finding(s) over the limits were counted, not kept.** Files carrying most: {top}{more}."]
-    budget = _BODY_BUDGET - sum(len(x) + 1 for x in lines) - 2_000
+    budget = _BODY_BUDGET - sum(len(x) + 1 for x in lines) - 2_000 - MAX_REMEMBERED_CHARS * bool(memory)
     sections: list[tuple[str, list[str], str]] = [
         ("Failed files:", [f"`{safe(shown_path(f.path))}`: {safe(f.error)}" for f in result.failed], report),
         ("Repeats of earlier findings (not posted again):",
@@ -902,6 +1006,8 @@ def summary_text(pr: PullRequest, result: ReviewResult, outcome: Outcome, postin
     data: dict[str, Any] = {"sha": pr.head_sha, "run": run_id, "ledger": asdict(ledger)}
     if result.incomplete:
         data["incomplete"] = True
+    if memory:
+        data["refuted"] = list(memory)
     return redact(text) + "\n" + marker("summary", data)
 
 
@@ -931,10 +1037,10 @@ def post_refusal(gh: Any, pr: PullRequest, config: Config, reason: str) -> None:
 
 
 def _summary(pull: Any, prior: PriorState, pr: PullRequest, result: ReviewResult, outcome: Outcome,
-             run_id: str, posting: Posting) -> None:
+             run_id: str, posting: Posting, memory: Sequence[dict[str, Any]] = ()) -> None:
     from github import GithubException
 
-    body = summary_text(pr, result, outcome, posting, run_id)
+    body = summary_text(pr, result, outcome, posting, run_id, memory)
     try:
         if prior.summary is not None:
             prior.summary.edit(body)
