@@ -314,3 +314,11 @@ def test_renaming_is_skipped_where_it_would_change_meaning() -> None:
 def test_guard_with_else_or_more_than_an_exit_is_kept() -> None:
     js = "function f(x) {\n  if (x == null) {\n    log(x);\n    return 0;\n  }\n  if (x === null) { return 1; } else { g(); }\n}\n"
     assert not [m for m in mt.mutants("a.js", js) if m.kind == "removed-guard"]
+
+
+def test_a_default_nobody_reads_is_not_changed() -> None:
+    # Changing it would change no behaviour: the case would be a control that claims to be a plant.
+    text = "function pick(items, n, strict = true) {\n  return items.slice(0, n);\n}\n"
+    assert not [m for m in mt.mutants("web/app.js", text) if m.kind == "changed-default"]
+    used = "function pick(items, n, strict = true) {\n  return strict ? items.slice(0, n) : items;\n}\n"
+    assert [m.kind for m in mt.mutants("web/app.js", used)].count("changed-default") == 1

@@ -347,12 +347,23 @@ def _changed_defaults(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
             target, default = node.child_by_field_name("declarator"), node.child_by_field_name("default_value")
         else:
             continue
-        if target is None or default is None:
-            continue
+        if target is None or default is None or not _read_in_body(node, target):
+            continue  # a default nobody reads changes nothing: not a planted defect
         new = _other_value(default, lang)
         if new is not None:
             yield _Edit("changed-default", node, ((default.start_byte, default.end_byte, new.encode()),),
                         f"the default of `{_text(target)}` became `{new}` (was `{_text(default)}`)")
+
+
+def _read_in_body(parameter: Node, target: Node) -> bool:
+    """Whether the function whose parameter this is uses the parameter's name in its body."""
+    # The nearest enclosing node with a body (C++ puts the parameters in a declarator inside the function).
+    body, up = None, parameter.parent
+    while up is not None and body is None:
+        body, up = up.child_by_field_name("body"), up.parent
+    if body is None or target.type != "identifier":
+        return False
+    return any(n.type == "identifier" and n.text == target.text for n in _nodes(body))
 
 
 def _other_value(node: Node, lang: str) -> str | None:
