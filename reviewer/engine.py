@@ -443,7 +443,8 @@ async def _run(diff: Diff, config: Config, prior: Prior, progress: Progress, s: 
         progress.advance()
         progress.stop()
 
-    found, refuted, unfinished = await _verify(found, config, progress, s, client, not_run, notes, prior.refuted)
+    found, refuted, unfinished = await _verify(found, config, progress, s, client, not_run, notes, prior.refuted,
+                                               prior.findings)
     cut = cut or bool(unfinished)
     ledger.refuted_earlier = sum(1 for f in refuted if f.verification is not None and f.verification.refuted_on)
     ledger.confirmed = sum(1 for f in found if f.verification is not None and f.verification.verdict == "confirmed")
@@ -481,6 +482,27 @@ def remembered(f: Finding, refutations: Sequence[Refutation]) -> Refutation | No
     return None
 
 
+def _not_repeats(found: list[Finding], targets: list[int], posted: Sequence[PriorFinding],
+                 notes: list[str]) -> list[int]:
+    """The targets that do not restate a finding posted by an earlier review of the pull request.
+
+    A restatement is not posted again (`publish.github.decide`, by the same
+    identity rule), so checking it again would be paid for nothing: it is left
+    unchecked (no verification), like a finding under `verify_min_severity`.
+    """
+    if not posted:
+        return targets
+    earlier = [p.finding for p in posted]
+    ids = {p.id: j for j, p in enumerate(posted)}
+    subset = [found[i] for i in targets]
+    citations = {k: ids[f.repeats] for k, f in enumerate(subset) if f.repeats in ids}
+    pairs = identity.match(subset, earlier, {j: f.line for j, f in enumerate(earlier)}, citations)
+    if pairs:
+        notes.append(f"{len(pairs)} finding(s) restate one posted by an earlier review: not posted again, "
+                     "so not sent to the verifier")
+    return [i for k, i in enumerate(targets) if k not in pairs]
+
+
 def _still_refuted(found: list[Finding], targets: list[int], refutations: Sequence[Refutation],
                    notes: list[str]) -> list[int]:
     """Keep refuted, in `found`, the targets that restate a remembered refutation; the others, to be verified."""
@@ -501,7 +523,7 @@ def _still_refuted(found: list[Finding], targets: list[int], refutations: Sequen
 
 async def _verify(found: list[Finding], config: Config, progress: Progress, s: _Setup, client: ModelClient,
                   not_run: list[str], notes: list[str], refutations: Sequence[Refutation] = (),
-                  ) -> tuple[list[Finding], list[Finding], str]:
+                  posted: Sequence[PriorFinding] = ()) -> tuple[list[Finding], list[Finding], str]:
     """Pass 3's verification (`reviewer.passes.verify`): (kept findings, refuted ones, what did not finish).
 
     Every finding at or above the floor comes back with its `verification`;
@@ -520,6 +542,7 @@ async def _verify(found: list[Finding], config: Config, progress: Progress, s: _
             notes.append(s.verify_off)
         return found, [], ""
     found = list(found)
+    targets = _not_repeats(found, targets, posted, notes)
     targets = _still_refuted(found, targets, refutations, notes)
     if not targets:
         return _split(found) + ("",)

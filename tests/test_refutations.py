@@ -228,3 +228,26 @@ def test_the_remembered_refutations_are_bounded_and_what_is_forgotten_is_said(
     assert all(len(r["issue"]) <= 300 and len(r["why"]) <= 300 for r in remembered)
     assert f"{50 - len(remembered)} refutation(s) of the verifier did not fit" in text
     check_conservation(github_emu, REPO, 7, returned=model.returned)
+
+
+def test_a_restatement_of_a_posted_finding_is_not_sent_to_the_verifier_again(
+        anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys) -> None:
+    # Push 1: the verifier confirms the finding; it is posted inline.
+    first = ScriptedModel(per_file={"util.py": {"findings": [MEDIAN_EMPTY]}},
+                          verify={"median()": confirmed(7, "return xs[len(xs) // 2]")})
+    anthropic_emu.responder = first
+    doc = review(capsys, repo)
+    assert [f["issue"] for f in doc["findings"]] == [MEDIAN_EMPTY["issue"]]
+    assert len(verify_requests(anthropic_emu)) == 1 and len(github_emu.review_comments(REPO, 7)) == 1
+    # Push 2: its code unchanged; the model restates it. It is a repeat, never posted again: no verifier call.
+    push(github_emu, repo, pr["base"], "import math", ("util.py",), **{"util.py": UTIL_V2})
+    anthropic_emu.reset()
+    restated = {**MEDIAN_EMPTY, "line": 10, "issue": "IndexError when median() gets an empty list"}
+    second = ScriptedModel(per_file={"util.py": {"findings": [restated]}},
+                           verify={"median()": confirmed(10, "return xs[len(xs) // 2]")})
+    anthropic_emu.responder = second
+    doc = review(capsys, repo)
+    assert verify_requests(anthropic_emu) == []
+    assert any("restate one posted by an earlier review" in n for n in doc["stats"]["notes"])
+    assert len(github_emu.review_comments(REPO, 7)) == 1  # not posted again
+    check_conservation(github_emu, REPO, 7, returned=second.returned)
