@@ -52,6 +52,8 @@ def _cases(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Only these kinds (repeatable) [default: all]."),
         click.option("--include", multiple=True, metavar="GLOB", help="Plant only in files matching a glob (repeatable)."),
         click.option("--exclude", multiple=True, metavar="GLOB", help="Never plant in files matching a glob (repeatable)."),
+        click.option("--include-tests", is_flag=True,
+                     help="Plant in test code too (tests/, test_*.py, *_test.go, *.spec.ts, ...); left out by default."),
         click.option("--config", "config_path", metavar="PATH",
                      help="Configuration file (default: .reviewer.toml or [tool.reviewer] in pyproject.toml)."),
         click.option("--model", help="Model for every pass (overrides the configuration)."),

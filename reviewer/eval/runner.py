@@ -46,6 +46,14 @@ from .workspace import Workspace
 DEFAULT_PLANTED = 40
 DEFAULT_CONTROLS = 10
 
+TEST_GLOBS: tuple[str, ...] = (
+    "test/*", "tests/*", "*/test/*", "*/tests/*", "__tests__/*", "*/__tests__/*", "spec/*", "*/spec/*",
+    "test_*.py", "*/test_*.py", "*_test.py", "conftest.py", "*/conftest.py", "*_test.go", "*.test.*", "*.spec.*",
+    "*Test.java", "*Tests.java",
+)
+"""Test code, where no case is planted by default: a review is measured on the code it guards.
+A swapped `assertEqual(a, b)` changes no behaviour, and teams rarely want findings on tests."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -58,6 +66,8 @@ class Settings:
     kinds: tuple[str, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    include_tests: bool = False
+    """Plant in test code too (`TEST_GLOBS`)."""
     max_cost: float | None = None
     min_severity: str = "warning"
     batch: bool = False
@@ -131,8 +141,13 @@ def run_key(cases: CasePlan, config: Config, batch: bool) -> str:
 def generate(s: Settings, view: RepoView) -> CasePlan:
     from . import cases as cases_mod  # the generator parses every covered file: only when asked
 
-    return cases_mod.generate(view, seed=s.seed, planted=s.planted, controls=s.controls, kinds=s.kinds or None,
-                              include=s.include, exclude=s.exclude)
+    exclude = s.exclude if s.include_tests else s.exclude + TEST_GLOBS
+    plan = cases_mod.generate(view, seed=s.seed, planted=s.planted, controls=s.controls, kinds=s.kinds or None,
+                              include=s.include, exclude=exclude)
+    if not s.include_tests:
+        plan = dataclasses.replace(plan, notes=plan.notes + (
+            "test code is left out (--include-tests plants there too)",))
+    return plan
 
 
 def case_source(case: Case, commit: str) -> source_mod.Source:
