@@ -21,7 +21,7 @@ import pytest
 
 from reviewer.errors import UsageError
 from reviewer.eval import cases, mutants_python
-from reviewer.eval.models import CONTROL_KINDS, PLANTED_KINDS, Case, CasePlan
+from reviewer.eval.models import CONTROL_KINDS, PLANTED_KINDS, Case, CasePlan, Site
 from reviewer.repo_view import RepoView
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -256,18 +256,90 @@ def _check_planted(case: Case, old: ast.AST, new: ast.AST, repo: Path) -> None:
         assert isinstance(new, ast.FunctionDef | ast.AsyncFunctionDef)
         assert isinstance(old, ast.FunctionDef | ast.AsyncFunctionDef)
         assert case.sites and all(s.path != case.path for s in case.sites)
-        old_sig, new_sig = _signature(old), _signature(new)
-        name = case.function
-        for site in case.sites:
-            tree = ast.parse((repo / site.path).read_text(encoding="utf-8"))
-            calls = [c for c in _nodes(tree, ast.Call) if (c.func.end_lineno or c.lineno) == site.line
-                     and getattr(c.func, "id", getattr(c.func, "attr", None)) is not None]
-            assert calls, site
-            named = [c for c in calls if name in (getattr(c.func, "id", None), getattr(c.func, "attr", None))]
-            call = (named or [c for c in calls if isinstance(c.func, ast.Name)])[0]  # else: imported `as` another name
-            assert _binding(new_sig, call) != _binding(old_sig, call), (case.id, site, "the call still fits")
+        calls = [_site_call(repo, site, case.function) for site in case.sites]
+        if ast.dump(old.args) != ast.dump(new.args):  # a signature form: the body is the same
+            assert ast.dump(ast.Module(old.body, [])) == ast.dump(ast.Module(new.body, []))
+            old_sig, new_sig = _signature(old), _signature(new)
+            old_names, new_names = list(old_sig.parameters), list(new_sig.parameters)
+            if sorted(old_names) == sorted(new_names):  # two parameters swapped: passed by position at the sites
+                moved = [i for i, (x, y) in enumerate(zip(old_names, new_names, strict=True)) if x != y]
+                assert len(moved) == 2 and moved[1] == moved[0] + 1, (case.id, old_names, new_names)
+                assert "swapped places" in case.description
+                assert all(len(call.args) > moved[0] for _tree, call in calls), case.id
+            else:
+                assert "gained a required parameter" in case.description
+            for (_tree, call), site in zip(calls, case.sites, strict=True):
+                assert _binding(new_sig, call) != _binding(old_sig, call), (case.id, site, "the call still fits")
+        else:  # a return-contract form: only the values returned changed, and the sites use the value
+            _check_returns(case, old, new)
+            for (tree, call), site in zip(calls, case.sites, strict=True):
+                assert _value_used(tree, call), (case.id, site, "the call's value is not used there")
     else:  # pragma: no cover
         raise AssertionError(kind)
+
+
+def _site_call(repo: Path, site: Site, function: str) -> tuple[ast.Module, ast.Call]:
+    """The calling file's tree and the call of `function` on `site`'s line (imported maybe under another name)."""
+    tree = ast.parse((repo / site.path).read_text(encoding="utf-8"))
+    calls = [c for c in _nodes(tree, ast.Call) if (c.func.end_lineno or c.lineno) == site.line
+             and getattr(c.func, "id", getattr(c.func, "attr", None)) is not None]
+    assert calls, site
+    named = [c for c in calls if function in (getattr(c.func, "id", None), getattr(c.func, "attr", None))]
+    return tree, (named or [c for c in calls if isinstance(c.func, ast.Name)])[0]
+
+
+def _value_used(tree: ast.Module, call: ast.Call) -> bool:
+    """Whether the code around `call` reads its value (not a statement of its own, not returned or yielded)."""
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    node: ast.AST = call
+    parent = parents[id(call)]
+    while isinstance(parent, ast.Await):
+        node, parent = parent, parents[id(parent)]
+    if isinstance(parent, ast.Expr | ast.Return | ast.Yield | ast.YieldFrom | ast.Lambda | ast.Tuple | ast.List
+                  | ast.Set | ast.Dict):
+        return False
+    if isinstance(parent, ast.If | ast.While | ast.IfExp | ast.Assert):
+        return parent.test is node
+    if isinstance(parent, ast.Compare):  # `f() is None` copes with None
+        return not any(isinstance(x, ast.Constant) and x.value is None for x in (parent.left, *parent.comparators))
+    return isinstance(parent, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr | ast.Call | ast.keyword
+                      | ast.Attribute | ast.Subscript | ast.For | ast.AsyncFor | ast.comprehension | ast.BinOp
+                      | ast.BoolOp | ast.UnaryOp | ast.Starred | ast.FormattedValue | ast.withitem)
+
+
+def _check_returns(case: Case, old: ast.FunctionDef | ast.AsyncFunctionDef,
+                   new: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    """Only `return` values changed, all in one of the ways a return contract is changed here."""
+    old_returns, new_returns = _nodes(old, ast.Return), _nodes(new, ast.Return)
+    assert len(old_returns) == len(new_returns)
+    changed = [(x.value, y.value) for x, y in zip(old_returns, new_returns, strict=True) if ast.dump(x) != ast.dump(y)]
+    assert changed, case.id
+    for x, y in zip(old_returns, new_returns, strict=True):
+        y.value = x.value  # the old values back: nothing else may differ
+    assert ast.dump(old) == ast.dump(new), "only return values changed"
+    forms = set()
+    for x, y in changed:
+        assert x is not None and y is not None
+        if isinstance(y, ast.Tuple) and len(y.elts) == 2 and ast.dump(y.elts[0]) == ast.dump(x) \
+                and isinstance(y.elts[1], ast.Constant) and y.elts[1].value is None:
+            forms.add("tuple")
+        elif isinstance(y, ast.Constant) and y.value is None:
+            forms.add("none")
+        elif isinstance(x, ast.Dict) and isinstance(y, ast.List):
+            assert [ast.dump(v) for v in x.values] == [ast.dump(v) for v in y.elts]
+            forms.add("dict to list")
+        elif isinstance(x, ast.Tuple | ast.List) and isinstance(y, ast.Dict):
+            assert [getattr(k, "value", None) for k in y.keys] == [getattr(e, "id", None) for e in x.elts]
+            assert [ast.dump(v) for v in y.values] == [ast.dump(e) for e in x.elts]
+            forms.add("names to dict")
+        else:
+            raise AssertionError((case.id, ast.dump(x), ast.dump(y)))
+    assert len(forms) == 1, (case.id, forms)
+    form = forms.pop()
+    assert form != "none" or len(changed) == 1, "None on one path"
+    said = {"tuple": "now returns a tuple `(", "none": "now returns None where it returned",
+            "dict to list": "now returns a list `[", "names to dict": "now returns a dict `{"}[form]
+    assert said in case.description and "its value as before" in case.description, case.description
 
 
 def _check_control(case: Case, old: ast.Module, new: ast.Module) -> None:
@@ -326,7 +398,8 @@ def test_stale_callers_on_this_repository_name_calls_in_other_files(repo_plan: C
     stale = [c for c in repo_plan.cases if c.kind == "stale-callers"]
     assert stale, "this repository has functions called from other modules"
     for case in stale:
-        assert "required parameter" in case.description
+        assert any(said in case.description for said in STALE_FORMS.values()), case.description
+        assert f"{len(case.sites)} call" in case.description
 
 
 def test_python_is_listed_as_covered_with_its_parser(repo_plan: CasePlan) -> None:
@@ -428,6 +501,67 @@ def test_every_kind_is_made_on_the_fixture_and_each_is_sound(fixture_repo: Path)
     assert crlf and all("\r\n" in c.new_text and "\n" not in c.new_text.replace("\r\n", "") for c in crlf)
     stale = [c for c in plan.cases if c.kind == "stale-callers"]
     assert [(s.path, s.line) for c in stale for s in c.sites] == [("pkg/cli.py", 5)]
+
+
+STALE_FORMS = {
+    "new parameter": "gained a required parameter", "swapped parameters": "swapped places in its signature",
+    "tuple": "now returns a tuple `(", "none": "now returns None where it returned",
+    "dict to list": "now returns a list `[", "names to dict": "now returns a dict `{",
+}
+
+
+def _callers_repo(root: Path, modules: int) -> Path:
+    """`modules` library modules, each called from its own module of another package, once for nothing."""
+    (root / "pkg").mkdir(parents=True)
+    (root / "app").mkdir()
+    for i in range(modules):
+        (root / "pkg" / f"m{i}.py").write_text(f'''def fetch_{i}(path, limit, strict=False, retries=3):
+    if not path:
+        return {{"path": path, "rows": []}}
+    rows = [path] * limit
+    return {{"path": path, "rows": rows}}
+
+
+def pair_{i}(total, parts):
+    share = total // parts
+    rest = total - share * parts
+    return share, rest
+''')
+        (root / "app" / f"use{i}.py").write_text(f'''from pkg.m{i} import fetch_{i}
+from pkg import m{i}
+
+
+def main(p):
+    fetch_{i}(p, 1)
+    result = fetch_{i}(p, 3)
+    share, rest = m{i}.pair_{i}(10, p)
+    return result["rows"], share + rest
+''')
+    return _commit_tree(root)
+
+
+def test_stale_callers_come_in_every_form_each_naming_only_the_calls_it_breaks(tmp_path: Path) -> None:
+    repo = _callers_repo(tmp_path / "repo", 16)
+    view = RepoView(repo)
+    plan = cases.generate(view, seed=4, planted=200, controls=0, kinds=["stale-callers"], mutators=[mutants_python])
+    assert plan.cases == cases.generate(view, seed=4, planted=200, controls=0, kinds=["stale-callers"],
+                                        mutators=[mutants_python]).cases
+    assert len(plan.cases) == 32, plan.notes  # both functions of every module
+    forms: Counter[str] = Counter()
+    for case in plan.cases:
+        check_case(case, repo, view.read(case.path).text)
+        form = next(name for name, said in STALE_FORMS.items() if said in case.description)
+        forms[form] += 1
+        lines = sorted(s.line for s in case.sites)
+        n = case.path.removeprefix("pkg/m").removesuffix(".py")
+        assert {s.path for s in case.sites} == {f"app/use{n}.py"}
+        if case.function.startswith("pair_"):
+            assert lines == [8], (case.id, case.description)
+        elif form in ("new parameter", "swapped parameters"):
+            assert lines == [6, 7], (case.id, case.description)  # the call whose value is dropped breaks too
+        else:
+            assert lines == [7], (case.id, case.description)  # only the call whose value is used
+    assert set(forms) == set(STALE_FORMS), forms
 
 
 def test_kinds_limit_the_cases_and_an_unknown_kind_is_refused(fixture_repo: Path) -> None:

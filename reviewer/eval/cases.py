@@ -30,7 +30,7 @@ from .. import symbols
 from ..errors import UsageError
 from ..repo_view import RepoView
 from . import mutants_python
-from .models import CONTROL_KINDS, PLANTED_KINDS, Case, CasePlan, LanguageCount, Mutant, Site
+from .models import CONTROL_KINDS, PLANTED_KINDS, CallSite, Case, CasePlan, LanguageCount, Mutant
 
 # Vendored and generated code: not the user's own, so a defect planted there says little.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -62,7 +62,7 @@ class Mutator(Protocol):
     def parser_name(self, language: str) -> str: ...
     def parses(self, path: str, text: str) -> bool: ...
     def mutants(self, path: str, text: str,
-                callers: Callable[[str, str], Sequence[Site]] | None = None) -> list[Mutant]: ...
+                callers: Callable[[str, str], Sequence[CallSite]] | None = None) -> list[Mutant]: ...
 
 
 def default_mutators() -> list[ModuleType]:
@@ -203,9 +203,9 @@ class _Callers:
 
     A call counts when the calling file imports the function from that module
     (`from pkg.mod import name`, also `as alias`, also relative) or imports the
-    module and calls `mod.name(...)`. A call passing `*args` or `**kwargs` is
-    left out: whether a changed signature breaks it cannot be told from the call.
-    Each file is parsed once for its imports and calls, which serves every
+    module and calls `mod.name(...)`. Each comes with how it passes its
+    arguments and how the calling code uses the value (`CallSite`), which the
+    mutator needs to keep only the calls its change breaks. Each file is parsed once for its imports and calls, which serves every
     name asked about (`symbols.occurrences` parses per name: 280 parses, 7 s,
     on this repository); the sites of the cases kept are then confirmed with
     `symbols.occurrences` (kind "call") by `_confirmed`.
@@ -213,24 +213,24 @@ class _Callers:
 
     def __init__(self, files: list[_File]) -> None:
         self.files = [f for f in files if f.path.endswith(".py")]
-        self.cache: dict[tuple[str, str], tuple[Site, ...]] = {}
+        self.cache: dict[tuple[str, str], tuple[CallSite, ...]] = {}
         self.index: dict[str, _CallIndex | None] = {}
         self.words: dict[str, set[str]] = {}
         """Each file's identifier-like words: a file without the name and the module's name is not parsed."""
 
-    def __call__(self, name: str, path: str) -> tuple[Site, ...]:
+    def __call__(self, name: str, path: str) -> tuple[CallSite, ...]:
         key = (name, path)
         if key not in self.cache:
             self.cache[key] = self.find(name, path)
         return self.cache[key]
 
-    def find(self, name: str, path: str) -> tuple[Site, ...]:
+    def find(self, name: str, path: str) -> tuple[CallSite, ...]:
         module = path[:-3].split("/")
         if module[-1] == "__init__":
             module = module[:-1]
         if not module:
             return ()
-        sites: list[Site] = []
+        sites: list[CallSite] = []
         for f in self.files:
             if f.path == path:
                 continue
@@ -257,11 +257,10 @@ class _Callers:
             if not calls:
                 continue
             for c in calls:
-                line = c.func.end_lineno or c.lineno
-                if not any(isinstance(a, ast.Starred) for a in c.args) \
-                        and all(k.arg is not None for k in c.keywords):
-                    sites.append(Site(f.path, line))
-        return tuple(sorted(set(sites), key=lambda s: (s.path, s.line)))
+                starred = any(isinstance(a, ast.Starred) for a in c.args) or any(k.arg is None for k in c.keywords)
+                sites.append(CallSite(f.path, c.func.end_lineno or c.lineno, len(c.args), starred,
+                                      _use(c, index.parent_of)))
+        return tuple(sorted(set(sites), key=lambda s: (s.path, s.line, s.positional, s.starred, s.use or "")))
 
 
 def _words(text: str) -> set[str]:
@@ -279,19 +278,24 @@ class _CallIndex:
         self.by_name: dict[str, list[ast.Call]] = {}
         self.by_attr: dict[str, list[ast.Call]] = {}
         self.scope_of: dict[int, ast.AST | None] = {}
-        stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
+        self.parent_of: dict[int, ast.AST | None] = {}
+        """The parent of each call and each `await` (how the value of a call is used)."""
+        stack: list[tuple[ast.AST, ast.AST | None, ast.AST | None]] = [(tree, None, None)]
         while stack:
-            node, scope = stack.pop()
+            node, scope, parent = stack.pop()
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self.imports.append((node, scope))
             elif isinstance(node, ast.Call):
                 self.scope_of[id(node)] = scope
+                self.parent_of[id(node)] = parent
                 if isinstance(node.func, ast.Name):
                     self.by_name.setdefault(node.func.id, []).append(node)
                 elif isinstance(node.func, ast.Attribute):
                     self.by_attr.setdefault(node.func.attr, []).append(node)
+            elif isinstance(node, ast.Await):
+                self.parent_of[id(node)] = parent
             inner = node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else scope
-            stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+            stack.extend((child, inner, node) for child in ast.iter_child_nodes(node))
 
     def bindings(self, module: list[str], name: str) -> tuple[set[tuple[str, ast.AST | None]],
                                                               set[tuple[str, ast.AST | None]]]:
@@ -317,6 +321,43 @@ class _CallIndex:
                     if alias.asname and _same_module(alias.name.split("."), module):
                         modules.add((alias.asname, scope))
         return direct, modules
+
+
+def _use(call: ast.Call, parent_of: dict[int, ast.AST | None]) -> str | None:
+    """How the code around `call` uses its value (see `CallSite.use`); None: discarded, returned or stored."""
+    node: ast.AST = call
+    parent = parent_of.get(id(call))
+    while isinstance(parent, ast.Await):
+        node, parent = parent, parent_of.get(id(parent))
+    if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        if getattr(parent, "value", None) is not node:
+            return None  # an annotation
+        return "unpacked" if any(isinstance(t, ast.Tuple | ast.List) for t in targets) else "assigned"
+    if isinstance(parent, ast.Compare):
+        others = [x for x in (parent.left, *parent.comparators) if x is not node]
+        if all(isinstance(x, ast.Constant) and x.value is None for x in others) \
+                and all(isinstance(op, ast.Is | ast.IsNot) for op in parent.ops):
+            return "checked for None"
+        return "compared"
+    if isinstance(parent, ast.Call):
+        return "called" if parent.func is node else "passed on"
+    if isinstance(parent, ast.If | ast.While | ast.IfExp | ast.Assert):
+        return "tested" if parent.test is node else None
+    if isinstance(parent, ast.For | ast.AsyncFor | ast.comprehension):
+        return "iterated" if parent.iter is node else None
+    if isinstance(parent, ast.Subscript):
+        return "subscripted" if parent.value is node else "operand"
+    simple: tuple[tuple[tuple[type[ast.AST], ...], str], ...] = (
+        ((ast.keyword,), "passed on"), ((ast.Attribute,), "attribute"), ((ast.BoolOp,), "tested"),
+        ((ast.AugAssign, ast.BinOp), "operand"), ((ast.Starred,), "unpacked"), ((ast.FormattedValue,), "formatted"),
+        ((ast.withitem,), "with"))
+    for types, use in simple:
+        if isinstance(parent, types):
+            return use
+    if isinstance(parent, ast.UnaryOp):
+        return "tested" if isinstance(parent.op, ast.Not) else "operand"
+    return None
 
 
 def _confirmed(m: Mutant, python: bool, texts: dict[str, str]) -> bool:

@@ -35,6 +35,31 @@ class Site:
 
 
 @dataclass(frozen=True)
+class CallSite:
+    """A call, in another file, of a top-level function (what `callers(name, path)` gives a mutator).
+
+    The stale-callers forms keep the calls their change breaks: a new or
+    reordered parameter breaks calls by how they pass arguments, a changed
+    return contract breaks calls by how they use the value.
+    """
+
+    path: str
+    line: int
+    positional: int
+    """How many arguments the call passes by position."""
+    starred: bool
+    """It passes `*args` or `**kwargs`: how its arguments bind cannot be told from the call."""
+    use: str | None
+    """How the calling code uses the returned value: "assigned", "unpacked", "compared", "checked for None",
+    "passed on", "attribute", "subscripted", "iterated", "tested", "operand", "called", "formatted", "with";
+    None when it is discarded, or returned or stored, so that what it breaks lies elsewhere."""
+
+    @property
+    def site(self) -> Site:
+        return Site(self.path, self.line)
+
+
+@dataclass(frozen=True)
 class Mutant:
     """One candidate change a language's mutator can make to a file (`cases` samples among them).
 
@@ -44,7 +69,8 @@ class Mutant:
       `parses(path, text) -> bool`          whether `text` parses as the file's language;
       `mutants(path, text, callers=None) -> list[Mutant]`
                                             every candidate, in a deterministic order; `callers(name, path)`
-                                            gives the call sites of a function in other files (stale-callers).
+                                            gives the calls (`CallSite`) of a function in other files
+                                            (stale-callers).
     """
 
     kind: str

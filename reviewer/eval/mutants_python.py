@@ -34,17 +34,17 @@ import ast
 import difflib
 import hashlib
 import keyword
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..symbols import parse as _parse
-from .models import CONTROL_KINDS, Mutant, Site
+from .models import CONTROL_KINDS, CallSite, Mutant, Site
 
 LANGUAGE = "Python"
 PARSER = "ast (standard library)"
 
-Callers = Callable[[str, str], Sequence[Site]]
+Callers = Callable[[str, str], Sequence[CallSite]]
 Edit = tuple[int, int, str]
 """(start offset, end offset, replacement) in the original text."""
 
@@ -79,6 +79,19 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
 _FRESH_PARAMETERS = (("strict", "bool"), ("limit", "int"), ("encoding", "str"), ("timeout", "float"),
                      ("options", "dict"), ("context", "object"))
 _FRESH_SUFFIXES = ("value", "item", "current", "result")
+# Parameters whose exchange may keep the meaning (`max(a, b)`-like): not "of different roles".
+_INTERCHANGEABLE = frozenset(frozenset(p) for p in (
+    ("a", "b"), ("x", "y"), ("i", "j"), ("m", "n"), ("u", "v"), ("p", "q"), ("s", "t"), ("left", "right"),
+    ("lhs", "rhs"), ("first", "second"), ("this", "other"), ("one", "two")))
+# The uses of a returned value that each return-contract change breaks (`CallSite.use`). A tuple
+# is always true and never equal to what was returned; None or another shape fails where the
+# value is read, while a truth test or a format of it still runs (and may well be right).
+_VALUE_USES = frozenset({"assigned", "unpacked", "compared", "passed on", "attribute", "subscripted",
+                         "iterated", "operand", "called", "with"})
+_BROKEN_USES = {"tuple": _VALUE_USES | {"tested", "formatted"}, "none": _VALUE_USES, "shape": _VALUE_USES}
+# Expressions that need no parentheses before `, None`.
+_ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant, ast.List, ast.Dict, ast.Set,
+          ast.ListComp, ast.DictComp, ast.SetComp)
 
 
 def language(path: str) -> str | None:
@@ -717,27 +730,52 @@ class _Mutator:
         return out
 
     def may_have_callers(self, f: _Func) -> bool:
-        node = f.node
-        return f.top and not node.decorator_list and node.args.vararg is None and self.callers is not None \
-            and bool(node.args.posonlyargs or node.args.args)
+        """Top-level and undecorated (a decorator can change what a call takes or gives), with callers to look up."""
+        return f.top and not f.node.decorator_list and self.callers is not None
 
     def stale_callers(self, f: _Func, live: list[ast.AST]) -> list[_Candidate]:
-        """A new required positional parameter: every plain call elsewhere now misses it or binds it wrongly.
+        """The function's signature or return contract changed; its calls in other files left as they were.
 
-        Only top-level, undecorated functions without `*args` (where a new
-        positional would silently take an argument meant for `*args`), and only
-        when `callers` reports call sites in other files.
+        Five forms, each kept only with the calls it breaks: a new required
+        positional parameter (every plain call), two positional parameters
+        swapped in the signature (calls passing one of them by position), and
+        a changed return contract — a tuple where a value was, None on one
+        path, a dict returned as a list or a tuple or list as a dict (calls
+        whose value the calling code uses: `CallSite.use`). The forms are
+        tried in an order turned by a hash of the function's name, so that
+        the functions of a repository spread over them.
         """
-        node = f.node
         if not self.may_have_callers(f) or self.callers is None:
             return []
+        calls = tuple(self.callers(f.node.name, self.path))
+        if not calls:
+            return []
+        forms = [self.new_parameter, self.swapped_parameters, self.tuple_return, self.none_return,
+                 self.reshaped_return]
+        turn = hashlib.sha256(f"form#{f.qualname}".encode("utf-8", "surrogateescape")).digest()[0] % len(forms)
+        out = []
+        for form in forms[turn:] + forms[:turn]:
+            cand = form(f, live, calls)
+            if cand is not None:
+                out.append(cand)
+        return out
+
+    def new_parameter(self, f: _Func, live: list[ast.AST], calls: tuple[CallSite, ...]) -> _Candidate | None:
+        """A new required positional parameter: every plain call now misses it or binds it wrongly.
+
+        Not with `*args`, where a new positional would silently take an argument meant for it.
+        """
+        node = f.node
         positional = node.args.posonlyargs + node.args.args
+        sites = _sites(c for c in calls if not c.starred)
+        if node.args.vararg is not None or not positional or not sites:
+            return None
         required = len(positional) - len(node.args.defaults)
         names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {a.arg for a in ast.walk(node)
                                                                             if isinstance(a, ast.arg)}
         picked = next(((p, t) for p, t in _FRESH_PARAMETERS if p not in names), None)
         if picked is None:
-            return []
+            return None
         fresh = picked[0]
         # An annotated signature gets an annotated parameter, as its author would have written it.
         param = f"{fresh}: {picked[1]}" if any(a.annotation is not None for a in positional) else fresh
@@ -747,13 +785,120 @@ class _Mutator:
         else:
             start = self.src.span(positional[0])[0]
             edit = (start, start, f"{param}, ")
-        sites = tuple(self.callers(node.name, self.path))
-        if not sites:
-            return []
-        many = f"{len(sites)} call{'s' if len(sites) != 1 else ''}"
-        return [_Candidate("stale-callers", f, [edit],
-                           f"`{f.qualname}` gained a required parameter `{fresh}`; {many} in other files "
-                           f"not updated", sites=sites)]
+        return _Candidate("stale-callers", f, [edit],
+                          f"`{f.qualname}` gained a required parameter `{fresh}`; {_calls(sites)} in other files "
+                          f"not updated", sites=sites)
+
+    def swapped_parameters(self, f: _Func, live: list[ast.AST], calls: tuple[CallSite, ...]) -> _Candidate | None:
+        """Two adjacent positional parameters of different roles trade places in the signature only.
+
+        Each keeps its annotation and default; both have a default or neither
+        does, and both sit on the same side of a `/`. The calls passing the
+        first of them by position now bind it, and what follows, to the other.
+        """
+        args = f.node.args
+        for group, offset in ((args.posonlyargs, 0), (args.args, len(args.posonlyargs))):
+            first_default = len(args.posonlyargs) + len(args.args) - len(args.defaults)
+            for k, (x, y) in enumerate(zip(group, group[1:], strict=False)):
+                i = offset + k
+                stems = (x.arg.rstrip("0123456789_"), y.arg.rstrip("0123456789_"))
+                if (i < first_default) != (i + 1 < first_default) or x.arg in ("self", "cls") \
+                        or frozenset(stems) in _INTERCHANGEABLE or stems[0] == stems[1]:
+                    continue
+                sites = _sites(c for c in calls if not c.starred and c.positional > i)
+                if not sites:
+                    continue
+                (xa, xb), (ya, yb) = self.param_span(f, i, first_default), self.param_span(f, i + 1, first_default)
+                between = self.src.text[xb:ya]
+                if between.strip() != "," or "\n" in self.src.text[xa:xb] + self.src.text[ya:yb]:
+                    continue
+                sx, sy = self.src.text[xa:xb], self.src.text[ya:yb]
+                return _Candidate("stale-callers", f, [(xa, xb, sy), (ya, yb, sx)],
+                                  f"the parameters `{x.arg}` and `{y.arg}` of `{f.qualname}` swapped places in its "
+                                  f"signature; {_calls(sites, 'passes', 'pass')} them by position as before",
+                                  sites=sites)
+        return None
+
+    def param_span(self, f: _Func, index: int, first_default: int) -> tuple[int, int]:
+        """The text of the function's positional parameter `index` with its annotation and default."""
+        args = f.node.args
+        a, b = self.src.span((args.posonlyargs + args.args)[index])
+        if index >= first_default:
+            b = self.src.span(args.defaults[index - first_default])[1]
+        return a, b
+
+    def value_returns(self, f: _Func, live: list[ast.AST]) -> list[ast.Return] | None:
+        """The function's `return <value>` statements that run, or None when it is a generator or has none."""
+        if any(isinstance(n, ast.Yield | ast.YieldFrom) for n in live):
+            return None
+        returns = [n for n in live if isinstance(n, ast.Return) and n.value is not None
+                   and not (isinstance(n.value, ast.Constant) and n.value.value is None)]
+        return returns or None
+
+    def tuple_return(self, f: _Func, live: list[ast.AST], calls: tuple[CallSite, ...]) -> _Candidate | None:
+        """`return x` -> `return x, None` at every return of a value: a tuple where the value was."""
+        returns = self.value_returns(f, live)
+        sites = _sites(c for c in calls if c.use in _BROKEN_USES["tuple"])
+        if returns is None or not sites:
+            return None
+        edits: list[Edit] = []
+        for r in returns:
+            assert r.value is not None
+            text = self.src.seg(r.value)
+            a, b = self.src.span(r.value)
+            wrapped = text if isinstance(r.value, _ATOMS) or _parenthesized(r.value, text) else f"({text})"
+            edits.append((a, b, f"{wrapped}, None"))
+        shown = min((e[2][:-len(", None")] for e in edits), key=lambda t: (len(t), t))  # the plainest value
+        return _Candidate("stale-callers", f, edits,
+                          f"`{f.qualname}` now returns a tuple `({_short(shown, 32)}, None)`; "
+                          f"{_calls(sites, 'uses', 'use')} its value as before", sites=sites)
+
+    def none_return(self, f: _Func, live: list[ast.AST], calls: tuple[CallSite, ...]) -> _Candidate | None:
+        """One early `return <value>` of a function that never returned None made `return None`."""
+        returns = self.value_returns(f, live)
+        body = f.node.body
+        if returns is None or len(returns) < 2 or not isinstance(body[-1], ast.Return | ast.Raise):
+            return None
+        if any(isinstance(n, ast.Return) and n not in returns for n in live):
+            return None  # it already returns None somewhere: its callers may expect it
+        sites = _sites(c for c in calls if c.use in _BROKEN_USES["none"])
+        early = next((r for r in returns if r is not body[-1]), None)
+        if not sites or early is None or early.value is None:
+            return None
+        a, b = self.src.span(early.value)
+        was = _short(self.src.seg(early.value), 30)
+        return _Candidate("stale-callers", f, [(a, b, "None")],
+                          f"`{f.qualname}` now returns None where it returned `{was}`; "
+                          f"{_calls(sites, 'uses', 'use')} its value as before", sites=sites)
+
+    def reshaped_return(self, f: _Func, live: list[ast.AST], calls: tuple[CallSite, ...]) -> _Candidate | None:
+        """Every returned dict display becomes the list of its values; a tuple or list of names, a dict of them."""
+        returns = self.value_returns(f, live)
+        sites = _sites(c for c in calls if c.use in _BROKEN_USES["shape"])
+        if returns is None or not sites or any(r.value is None or "#" in self.src.seg(r.value) for r in returns):
+            return None
+        values = [r.value for r in returns if r.value is not None]
+        edits: list[Edit] = []
+        if all(isinstance(v, ast.Dict) and len(v.keys) >= 2 and all(
+                isinstance(k, ast.Constant) and isinstance(k.value, str) for k in v.keys) for v in values):
+            for v in values:
+                assert isinstance(v, ast.Dict)
+                a, b = self.src.span(v)
+                edits.append((a, b, "[" + ", ".join(self.src.seg(x) for x in v.values) + "]"))
+            shape, was = "a list", "a dict"
+        elif all(isinstance(v, ast.Tuple | ast.List) and len(v.elts) >= 2
+                 and all(isinstance(e, ast.Name) for e in v.elts) for v in values):
+            for v in values:
+                assert isinstance(v, ast.Tuple | ast.List)
+                a, b = self.src.span(v)
+                names = [e.id for e in v.elts if isinstance(e, ast.Name)]
+                edits.append((a, b, "{" + ", ".join(f'"{n}": {n}' for n in names) + "}"))
+            shape, was = "a dict", "a tuple" if isinstance(values[0], ast.Tuple) else "a list"
+        else:
+            return None
+        return _Candidate("stale-callers", f, edits,
+                          f"`{f.qualname}` now returns {shape} `{_short(edits[0][2], 30)}` where it returned "
+                          f"{was}; {_calls(sites, 'uses', 'use')} its value as before", sites=sites)
 
     # ------------------------------------------------------------------ controls
 
@@ -988,6 +1133,29 @@ class _Scope:
                 self.loads.append(n)
         for name in self.unsafe:
             self.bound.pop(name, None)
+
+
+def _sites(calls: Iterable[CallSite]) -> tuple[Site, ...]:
+    """The lines of `calls`, once each, in order."""
+    return tuple(sorted({c.site for c in calls}, key=lambda s: (s.path, s.line)))
+
+
+def _calls(sites: tuple[Site, ...], one: str = "", many: str = "") -> str:
+    """"3 calls", or with a verb: "1 call in other files uses", "3 calls in other files use"."""
+    if not one:
+        return f"{len(sites)} call{'s' if len(sites) != 1 else ''}"
+    return f"1 call in other files {one}" if len(sites) == 1 else f"{len(sites)} calls in other files {many}"
+
+
+def _parenthesized(node: ast.expr, text: str) -> bool:
+    """Whether `text`, the source of a tuple or another expression, is already wrapped in its own parentheses."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    try:
+        inner = ast.parse(text[1:-1].strip(), mode="eval").body
+    except SyntaxError:
+        return False  # `(a), (b)`: the parentheses belong to the elements
+    return _same(inner, node)
 
 
 def _value_tag(value: ast.expr) -> str | None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from tree_sitter import Node, Tree
 
 from .. import symbols, treesitter
-from .models import Mutant, Site
+from .models import CallSite, Mutant
 
 
 def language(path: str) -> str | None:
@@ -105,7 +105,7 @@ class _Edit:
     description: str
 
 
-def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[Site]] | None = None) -> list[Mutant]:
+def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[CallSite]] | None = None) -> list[Mutant]:
     """Every candidate mutant of `text`, planted kinds then controls, each in document order.
 
     Empty when the file is not covered or does not parse cleanly: a mutant of a
