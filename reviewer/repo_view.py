@@ -29,6 +29,7 @@ import os
 import subprocess
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ BINARY_SNIFF_BYTES = 8000
 # How much of a blob over its cap is read (and dropped) at a time, so a 1 GB
 # blob costs 1 MiB of memory.
 _DRAIN = 1024 * 1024
+BLOB_CACHE_BYTES = 8 * 1024 * 1024
+"""Bytes of file contents a view keeps, most recently read first (see `RepoView.read_entry`)."""
 
 Kind = Literal["file", "link", "submodule", "directory"]
 
@@ -237,6 +240,8 @@ class RepoView:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._trees: dict[str, dict[bytes, tuple[str, str]]] = {}
+        self._blobs: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._blob_bytes = 0
         self._root: str | None = None
         self._finalizer: weakref.finalize | None = None
 
@@ -336,7 +341,7 @@ class RepoView:
         if entry.kind in ("directory", "submodule"):
             raise PathRefused(entry.path, f"is a {entry.kind}, not a file")
         with self._lock:
-            kind, size, data = self._object(entry.oid, max_bytes)
+            kind, size, data = self._cached_object(entry.oid, max_bytes)
         if kind != "blob":
             raise PathRefused(entry.path, f"is not a file at {self.commit[:12]}")
         return Blob(entry.path, entry.mode, size, data, size > len(data), entry.kind == "link")
@@ -370,6 +375,29 @@ class RepoView:
             at = nul + 1 + self._oid_bytes
         self._trees[oid] = out
         return out
+
+    def _cached_object(self, oid: str, max_bytes: int) -> tuple[str, int, bytes]:
+        """`_object`, from the blob cache when this object was read whole before; the lock is held.
+
+        NOTE: the tools read the same few files again and again (each per-file call reads the
+        helper its change calls, find_symbol reads the files that mention a name, the verifier
+        reads what a finding quotes), and every read of the one `cat-file --batch` process holds
+        the view's lock over a round trip, so concurrent tool calls queue on it. An object's
+        content never changes, so what was read whole is kept (up to BLOB_CACHE_BYTES).
+        """
+        cached = self._blobs.get(oid)
+        if cached is not None:
+            self._blobs.move_to_end(oid)
+            kind, data = cached
+            return kind, len(data), data[:max_bytes]
+        kind, size, data = self._object(oid, max_bytes)
+        if len(data) == size and size <= BLOB_CACHE_BYTES // 8:
+            self._blobs[oid] = (kind, data)
+            self._blob_bytes += size
+            while self._blob_bytes > BLOB_CACHE_BYTES:
+                _, (_, dropped) = self._blobs.popitem(last=False)
+                self._blob_bytes -= len(dropped)
+        return kind, size, data
 
     def _object(self, oid: str, max_bytes: int | None) -> tuple[str, int, bytes]:
         """(type, size, at most `max_bytes` of the content) of an object; the lock is held."""

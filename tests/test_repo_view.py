@@ -114,6 +114,23 @@ def test_a_read_over_its_cap_is_cut_and_says_so(tree: Path) -> None:
         assert view.read("src/app.py").data == b"print('committed')\n"
 
 
+def test_a_file_read_again_is_the_same_and_a_smaller_cap_still_cuts_it(tree: Path) -> None:
+    (tree / "notes.txt").write_bytes(b"0123456789" * 10)
+    (tree / "copy.lnk").symlink_to("notes.txt")
+    git(tree, "add", "notes.txt", "copy.lnk")
+    git(tree, "commit", "-qm", "notes")
+    with RepoView(tree) as view:
+        whole = view.read("notes.txt")
+        again = view.read("notes.txt")
+        cut = view.read("notes.txt", max_bytes=10)
+        link = view.read("copy.lnk")
+        other = view.read("src/app.py")
+    assert whole == again and whole.data == b"0123456789" * 10 and not whole.truncated
+    assert cut.data == b"0123456789" and cut.truncated and cut.size == 100
+    assert link.is_link and link.data == b"notes.txt" and not whole.is_link
+    assert other.data == b"print('committed')\n"
+
+
 def test_binary_content_is_detected(tree: Path) -> None:
     with RepoView(tree) as view:
         assert view.read("logo.png").binary
