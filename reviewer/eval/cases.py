@@ -116,7 +116,12 @@ def generate(view: RepoView, *, seed: int, planted: int = 40, controls: int = 10
     pools: dict[str, list[tuple[_File, Mutant]]] = {k: [] for k in planted_kinds + control_kinds}
     if (planted and planted_kinds) or (controls and control_kinds):
         for f in files:
-            for m in f.mutator.mutants(f.path, f.text, callers if symbols.covered(f.path) else None):
+            if f.mutator is mutants_python:  # the file's one parse, shared with the callers' index
+                tree = callers.tree(f.path, f.text) if f.path.endswith(".py") else None
+                found = mutants_python.mutants(f.path, f.text, callers, tree=tree)
+            else:
+                found = f.mutator.mutants(f.path, f.text, callers if symbols.covered(f.path) else None)
+            for m in found:
                 if m.kind in pools and m.new_text != f.text:
                     pools[m.kind].append((f, m))
 
@@ -205,11 +210,21 @@ class _Callers:
     (`from pkg.mod import name`, also `as alias`, also relative) or imports the
     module and calls `mod.name(...)`. Each comes with how it passes its
     arguments and how the calling code uses the value (`CallSite`), which the
-    mutator needs to keep only the calls its change breaks. Each file is parsed once for its imports and calls, which serves every
-    name asked about (`symbols.occurrences` parses per name: 280 parses, 7 s,
-    on this repository); the sites of the cases kept are then confirmed with
-    `symbols.occurrences` (kind "call") by `_confirmed`.
+    mutator needs to keep only the calls its change breaks. The sites of the
+    cases kept are then confirmed with `symbols.occurrences` (kind "call") by
+    `_confirmed`.
+
+    Every Python file is parsed once in all: `tree(path, text)` gives the
+    mutator the tree the index of that file was made from, or parses it and
+    indexes it then. An index holds no syntax tree, only what `find` asks
+    (parsing once per name, as `symbols.occurrences` does, cost 280 parses and
+    7 s on this repository; parsing each file for the index and again for the
+    mutator, a third of a plan's time). Trees parsed for an index before their
+    file's turn wait for it, up to `KEEP_BYTES` of source; beyond, a file is
+    parsed again.
     """
+
+    KEEP_BYTES = 8_000_000
 
     def __init__(self, files: list[_File]) -> None:
         self.files = [f for f in files if f.path.endswith(".py")]
@@ -217,12 +232,38 @@ class _Callers:
         self.index: dict[str, _CallIndex | None] = {}
         self.words: dict[str, set[str]] = {}
         """Each file's identifier-like words: a file without the name and the module's name is not parsed."""
+        self.waiting: dict[str, ast.Module] = {}
+        """Trees parsed for an index, kept for the mutator's turn at their file."""
+        self.waiting_bytes = 0
+        self.done: set[str] = set()
+        """Files the mutator has had."""
 
     def __call__(self, name: str, path: str) -> tuple[CallSite, ...]:
         key = (name, path)
         if key not in self.cache:
             self.cache[key] = self.find(name, path)
         return self.cache[key]
+
+    def tree(self, path: str, text: str) -> ast.Module | None:
+        """`text` parsed, for the mutator of `path` (whose turn it now is); the file is indexed too."""
+        self.done.add(path)
+        tree = self.waiting.pop(path, None)
+        if tree is not None:
+            self.waiting_bytes -= len(text)
+            return tree
+        tree = symbols.parse(text)
+        if path not in self.index and path.endswith(".py"):
+            self.index[path] = _CallIndex(tree, path) if tree is not None else None
+        return tree
+
+    def index_of(self, f: _File) -> _CallIndex | None:
+        if f.path not in self.index:
+            tree = symbols.parse(f.text)
+            self.index[f.path] = _CallIndex(tree, f.path) if tree is not None else None
+            if tree is not None and f.path not in self.done and self.waiting_bytes + len(f.text) <= self.KEEP_BYTES:
+                self.waiting[f.path] = tree
+                self.waiting_bytes += len(f.text)
+        return self.index[f.path]
 
     def find(self, name: str, path: str) -> tuple[CallSite, ...]:
         module = path[:-3].split("/")
@@ -239,27 +280,17 @@ class _Callers:
             words = self.words[f.path]
             if name not in words or module[-1] not in words:
                 continue
-            if f.path not in self.index:
-                tree = symbols.parse(f.text)
-                self.index[f.path] = _CallIndex(tree, f.path) if tree is not None else None
-            index = self.index[f.path]
+            index = self.index_of(f)
             if index is None:
                 continue
             direct, modules = index.bindings(module, name)
             # An import inside a function binds its name there only: `f` from one function's
             # `import x as f` is not the `f` another function calls.
-            calls = [c for alias, where in direct for c in index.by_name.get(alias, [])
-                     if where is None or index.scope_of[id(c)] is where]
-            calls += [c for c in index.by_attr.get(name, [])
-                      if isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Name)
-                      and any(c.func.value.id == alias and (where is None or index.scope_of[id(c)] is where)
-                              for alias, where in modules)]
-            if not calls:
-                continue
-            for c in calls:
-                starred = any(isinstance(a, ast.Starred) for a in c.args) or any(k.arg is None for k in c.keywords)
-                sites.append(CallSite(f.path, c.func.end_lineno or c.lineno, len(c.args), starred,
-                                      _use(c, index.parent_of)))
+            calls = [c for alias, where in direct for c in index.by_name.get(alias, ())
+                     if where is None or c.scope == where]
+            calls += [c for c in index.by_attr.get(name, ())
+                      if any(c.base == alias and (where is None or c.scope == where) for alias, where in modules)]
+            sites += (CallSite(f.path, c.line, c.positional, c.starred, c.use) for c in calls)
         return tuple(sorted(set(sites), key=lambda s: (s.path, s.line, s.positional, s.starred, s.use or "")))
 
 
@@ -268,41 +299,64 @@ def _words(text: str) -> set[str]:
     return set(text.translate(separators).split())
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What `_Callers.find` needs of a call: how it names the function, where, how it passes and uses."""
+
+    base: str | None
+    """`mod` of `mod.name(...)`; None for `name(...)` or a call on anything but a name."""
+    scope: int | None
+    """The function the call sits in (a number within its file); None: the module."""
+    line: int
+    positional: int
+    starred: bool
+    use: str | None
+
+
 class _CallIndex:
-    """One calling file: its imports, and its calls by the called name."""
+    """One calling file: its imports, and its calls by the called name (no syntax tree is kept)."""
 
     def __init__(self, tree: ast.Module, path: str) -> None:
         self.package = path.split("/")[:-1]
-        self.imports: list[tuple[ast.Import | ast.ImportFrom, ast.AST | None]] = []
+        self.imports: list[tuple[ast.Import | ast.ImportFrom, int | None]] = []
         """Each import with the function it sits in (None: the module)."""
-        self.by_name: dict[str, list[ast.Call]] = {}
-        self.by_attr: dict[str, list[ast.Call]] = {}
-        self.scope_of: dict[int, ast.AST | None] = {}
-        self.parent_of: dict[int, ast.AST | None] = {}
-        """The parent of each call and each `await` (how the value of a call is used)."""
-        stack: list[tuple[ast.AST, ast.AST | None, ast.AST | None]] = [(tree, None, None)]
+        self.by_name: dict[str, list[_Call]] = {}
+        self.by_attr: dict[str, list[_Call]] = {}
+        awaited: dict[int, ast.AST | None] = {}
+        """The parent of each `await`: the value of `await f()` is used where the `await` is."""
+        scopes = 0
+        stack: list[tuple[ast.AST, int | None, ast.AST | None]] = [(tree, None, None)]
         while stack:
             node, scope, parent = stack.pop()
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self.imports.append((node, scope))
-            elif isinstance(node, ast.Call):
-                self.scope_of[id(node)] = scope
-                self.parent_of[id(node)] = parent
-                if isinstance(node.func, ast.Name):
-                    self.by_name.setdefault(node.func.id, []).append(node)
-                elif isinstance(node.func, ast.Attribute):
-                    self.by_attr.setdefault(node.func.attr, []).append(node)
+                continue
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name | ast.Attribute):
+                    starred = any(isinstance(a, ast.Starred) for a in node.args) \
+                        or any(k.arg is None for k in node.keywords)
+                    base = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                        else None
+                    call = _Call(base, scope, func.end_lineno or node.lineno, len(node.args), starred,
+                                 _use(node, parent, awaited))
+                    if isinstance(func, ast.Name):
+                        self.by_name.setdefault(func.id, []).append(call)
+                    else:
+                        self.by_attr.setdefault(func.attr, []).append(call)
             elif isinstance(node, ast.Await):
-                self.parent_of[id(node)] = parent
-            inner = node if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else scope
-            stack.extend((child, inner, node) for child in ast.iter_child_nodes(node))
+                awaited[id(node)] = parent
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                scopes += 1
+                scope = scopes
+            stack.extend((child, scope, node) for child in ast.iter_child_nodes(node))
 
-    def bindings(self, module: list[str], name: str) -> tuple[set[tuple[str, ast.AST | None]],
-                                                              set[tuple[str, ast.AST | None]]]:
+    def bindings(self, module: list[str], name: str) -> tuple[set[tuple[str, int | None]],
+                                                              set[tuple[str, int | None]]]:
         """(names bound to the function `name` of `module`, names bound to `module`) by this file's imports,
         each with the function the import binds it in (None: the whole module)."""
-        direct: set[tuple[str, ast.AST | None]] = set()
-        modules: set[tuple[str, ast.AST | None]] = set()
+        direct: set[tuple[str, int | None]] = set()
+        modules: set[tuple[str, int | None]] = set()
         for node, scope in self.imports:
             if isinstance(node, ast.ImportFrom):
                 full = node.module.split(".") if node.module else []
@@ -323,12 +377,11 @@ class _CallIndex:
         return direct, modules
 
 
-def _use(call: ast.Call, parent_of: dict[int, ast.AST | None]) -> str | None:
+def _use(call: ast.Call, parent: ast.AST | None, awaited: dict[int, ast.AST | None]) -> str | None:
     """How the code around `call` uses its value (see `CallSite.use`); None: discarded, returned or stored."""
     node: ast.AST = call
-    parent = parent_of.get(id(call))
     while isinstance(parent, ast.Await):
-        node, parent = parent, parent_of.get(id(parent))
+        node, parent = parent, awaited.get(id(parent))
     if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         if getattr(parent, "value", None) is not node:
@@ -427,8 +480,13 @@ def _sample(pools: dict[str, list[tuple[_File, Mutant]]], kinds: list[str], coun
 # ---------------------------------------------------------------------------- cases
 
 def _case(f: _File, m: Mutant) -> Case | None:
-    """The case for one mutant, or None when its text no longer parses (a mutator's bug, not the user's)."""
-    if not f.mutator.parses(f.path, m.new_text):
+    """The case for one mutant, or None when its text no longer parses (a mutator's bug, not the user's).
+
+    The Python mutator checks that each candidate parses before returning it
+    (`mutants_python.CHECKS_PARSE`): parsing its whole file again here cost a
+    quarter of a plan's time.
+    """
+    if not getattr(f.mutator, "CHECKS_PARSE", False) and not f.mutator.parses(f.path, m.new_text):
         return None
     digest = hashlib.sha256((f.path + m.function + m.new_text).encode("utf-8", "surrogateescape")).hexdigest()
     old_lines, new_lines = _git_lines(f.text), _git_lines(m.new_text)

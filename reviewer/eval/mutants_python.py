@@ -107,15 +107,21 @@ def parses(path: str, text: str) -> bool:
     return _parse(text) is not None
 
 
-def mutants(path: str, text: str, callers: Callers | None = None) -> list[Mutant]:
+CHECKS_PARSE = True
+"""Every mutant returned parses (see the module docstring): `cases` need not parse its whole file again."""
+
+
+def mutants(path: str, text: str, callers: Callers | None = None, tree: ast.Module | None = None) -> list[Mutant]:
     """Every candidate this file offers, in source order of the functions and a fixed order of kinds.
 
+    `tree` is `text` already parsed, when the caller has it (it is only read).
     A file that does not parse, a stub (`.pyi`) and a file with a lone carriage
     return (ast counts it as a line break, git and the diff do not) give nothing.
     """
     if not path.endswith(".py") or "\r" in text.replace("\r\n", ""):
         return []
-    tree = _parse(text)
+    if tree is None:
+        tree = _parse(text)
     if tree is None:
         return []
     return _Mutator(path, _Source(text), tree, callers).run()
