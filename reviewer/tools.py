@@ -16,13 +16,17 @@ Tools:
 - `list_files`: the files under a directory;
 - `find_symbol`: the definitions and references of a name, parsed for Python,
   JavaScript, TypeScript, Go, Java, Rust, C and C++ (`reviewer.symbols`), plain
-  word matches for other languages, labelled so.
+  word matches for other languages, labelled so; Python references grouped by
+  the definition their file's imports tie them to, the others listed as not
+  resolved.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +42,8 @@ MAX_FILE_BYTES = 512 * 1024
 MAX_MATCHES = 60
 MAX_LIST = 300
 MAX_SYMBOL_FILES = 40
+MAX_INDEXED_FILES = 2_000
+"""Python files whose index a ToolBox keeps between `find_symbol` calls."""
 SEARCH_TIMEOUT = 10.0
 """Seconds a search may run; a pattern that takes longer is refused."""
 
@@ -46,6 +52,8 @@ _IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
 _RANKS = {"definition": {"def": 0, "class": 0, "type": 0, "import": 1, "const": 1, "assignment": 2, "attribute": 2,
                          "parameter": 3},
           "reference": {"call": 0, "import": 1, "attribute": 2, "keyword": 2, "name": 3}}
+_UNRESOLVED = ("no import ties them to one: attributes of objects of unknown type, locals, keyword arguments, "
+               "names from outside the repository, other languages")
 
 DEFINITIONS: tuple[dict[str, Any], ...] = (
     {
@@ -100,7 +108,9 @@ DEFINITIONS: tuple[dict[str, Any], ...] = (
         "description": (
             "Find where a name (function, class, variable, method, attribute) is defined and where it "
             "is used, across the repository at the commit under review. Files in these languages are "
-            f"parsed: {symbols.PARSED_LANGUAGES}; other files give plain word matches, marked as such."
+            f"parsed: {symbols.PARSED_LANGUAGES}; other files give plain word matches, marked as such. "
+            "Python references are grouped under the definition their file's imports tie them to; "
+            "the rest (e.g. `obj.name` where obj's type is unknown) are listed as not resolved."
         ),
         "input_schema": {
             "type": "object",
@@ -123,6 +133,30 @@ class ToolResult:
 
     text: str
     is_error: bool = False
+
+
+def _resolved(path: str, module: symbols.PyModule, name: str,
+              resolver: symbols.Resolver) -> list[tuple[symbols.Occurrence, symbols.Target | None]]:
+    """The occurrences of `name` in a Python file, each with the definition it resolves to.
+
+    One row per line and role, as `symbols.occurrences` gives, except that a line
+    referring to two definitions (`a.parse(b.parse(x))`) is in both groups; a line's
+    unresolved occurrences are left out when another on the line resolves.
+    """
+    found = [(module.occurrence(site, kind), resolver.resolve(path, module, site, spelled))
+             for site, kind, spelled in module.sites_of(name)]
+    found.sort(key=lambda f: (f[0].line, f[0].role, f[1] is None, not f[0].kind.startswith("call"), f[0].kind))
+    seen: set[tuple[int, str, tuple[str, int] | None]] = set()
+    lines: set[tuple[int, str]] = set()
+    out = []
+    for o, target in found:  # per line and role: the resolved first, a call before other kinds
+        key = None if target is None else (target.path, target.line)
+        if (o.line, o.role, key) in seen or (key is None and (o.line, o.role) in lines):
+            continue
+        seen.add((o.line, o.role, key))
+        lines.add((o.line, o.role))
+        out.append((o, target))
+    return out
 
 
 class _Refused(Exception):
@@ -157,6 +191,10 @@ class ToolBox:
 
     def __init__(self, view: RepoView) -> None:
         self.view = view
+        self._lock = threading.Lock()
+        self._modules: OrderedDict[str, symbols.PyModule | None] = OrderedDict()
+        """Python files indexed so far (the commit does not change), least recently used first."""
+        self._files: dict[str, bool] = {}
 
     def run(self, name: str, args: Any) -> ToolResult:
         """The result of one tool call; never raises for anything the model sent."""
@@ -229,28 +267,50 @@ class ToolBox:
         files.sort(key=lambda f: not symbols.covered(f[0]))
         more_files = len(files) > MAX_SYMBOL_FILES
         files = files[:MAX_SYMBOL_FILES]
+        resolver = symbols.Resolver(self._python, self._is_file)
         definitions: list[tuple[int, str]] = []
         references: list[tuple[int, str]] = []
+        groups: dict[tuple[str, int], tuple[str, list[tuple[int, str]]]] = {}
         plain: list[str] = []
+        python = False
         for path, _, _ in files:
-            if symbols.covered(path):
+            found: list[tuple[symbols.Occurrence, symbols.Target | None]] | None = None
+            if path.endswith(symbols.PARSED_SUFFIXES):
+                module = self._python(path)
+                if module is not None:
+                    python = True
+                    found = _resolved(path, module, name, resolver)
+            elif symbols.covered(path):
                 blob = self.view.read(path, MAX_FILE_BYTES)
-                found = None if blob.is_link or blob.binary else symbols.occurrences(blob.text, name, path)
-                if found is not None:
-                    for o in found:
-                        row = f"{path}:{o.line}: [{o.kind}] {o.text[:200]}"
-                        rank = _RANKS[o.role].get(o.kind.split()[0], len(_RANKS[o.role]))
-                        (definitions if o.role == "definition" else references).append((rank, row))
+                parsed = None if blob.is_link or blob.binary else symbols.occurrences(blob.text, name, path)
+                found = None if parsed is None else [(o, None) for o in parsed]
+            if found is None:
+                hits, _ = self._grep(["-n", "-w", "-I", "-F", "-e", name], path, 20, literal_path=True)
+                plain += [f"{p}:{line}: {text.strip()[:200]}" for p, line, text in hits]
+                continue
+            for o, target in found:
+                row = f"{path}:{o.line}: [{o.kind}] {o.text[:200]}"
+                if target is not None:  # a reference, or an import, tied to its definition
+                    rank = _RANKS["reference"].get(o.kind.split()[0], len(_RANKS["reference"]))
+                    groups.setdefault((target.path, target.line), (target.qual, []))[1].append((rank, row))
                     continue
-            hits, _ = self._grep(["-n", "-w", "-I", "-F", "-e", name], path, 20, literal_path=True)
-            plain += [f"{p}:{line}: {text.strip()[:200]}" for p, line, text in hits]
+                rank = _RANKS[o.role].get(o.kind.split()[0], len(_RANKS[o.role]))
+                (definitions if o.role == "definition" else references).append((rank, row))
         # Most telling rows first (sort is stable: then path and line), so a cut drops local names, not
-        # calls: def/class/import, then the references, then assignments, attributes and parameters.
+        # calls: def/class/import, the references of each definition, the other references, then
+        # assignments, attributes and parameters.
         shown_defs = [row for rank, row in sorted(definitions, key=lambda r: r[0]) if rank <= 1]
         bindings = [row for rank, row in sorted(definitions, key=lambda r: r[0]) if rank > 1]
         shown_refs = [row for _, row in sorted(references, key=lambda r: r[0])]
-        out = [f"definitions of {name} ({len(shown_defs)}):", *(shown_defs or ["(none found in parsed files)"]),
-               f"references to {name} ({len(references)}):", *(shown_refs or ["(none found in parsed files)"])]
+        out = [f"definitions of {name} ({len(shown_defs)}):", *(shown_defs or ["(none found in parsed files)"])]
+        for (path, line), (qual, rows) in sorted(groups.items()):
+            out += [f"references to {qual}, defined at {path}:{line} ({len(rows)}):",
+                    *(row for _, row in sorted(rows, key=lambda r: r[0]))]
+        if python and references:
+            out += [f"references to {name} not resolved to a definition ({_UNRESOLVED}) ({len(references)}):",
+                    *shown_refs]
+        elif not groups:  # as before resolution, when no Python file is in the answer
+            out += [f"references to {name} ({len(references)}):", *(shown_refs or ["(none found in parsed files)"])]
         if bindings:
             out += [f"assignments, attributes and parameters named {name} ({len(bindings)}):", *bindings]
         if plain:
@@ -258,6 +318,37 @@ class ToolBox:
         if more_files:
             out.append(f"[more than {MAX_SYMBOL_FILES} files mention {name}; give a path_glob to narrow]")
         return "\n".join(out)
+
+    def _python(self, path: str) -> symbols.PyModule | None:
+        """The index of the Python file at `path`, made once per file; None when it is not a regular file that parses."""
+        with self._lock:
+            if path in self._modules:
+                self._modules.move_to_end(path)
+                return self._modules[path]
+        try:
+            blob = self.view.read(path, MAX_FILE_BYTES)
+        except PathRefused:
+            module = None
+        else:
+            module = None if blob.is_link or blob.binary else symbols.index(blob.text)
+        with self._lock:
+            self._modules[path] = module
+            while len(self._modules) > MAX_INDEXED_FILES:
+                self._modules.popitem(last=False)
+        return module
+
+    def _is_file(self, path: str) -> bool:
+        """Whether a regular file (not a link, not in a submodule) is at `path` in the tree."""
+        with self._lock:
+            known = self._files.get(path)
+        if known is None:
+            try:
+                known = self.view.lookup(path).kind == "file"
+            except PathRefused:
+                known = False
+            with self._lock:
+                self._files[path] = known
+        return known
 
     # ------------------------------------------------------------------ search
 

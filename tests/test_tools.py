@@ -136,10 +136,10 @@ def test_search_reads_the_commit_and_never_follows_links(hostile: ToolBox) -> No
 def test_find_symbol_tells_definitions_from_references(hostile: ToolBox) -> None:
     result = hostile.run("find_symbol", {"name": "parse"})
     assert not result.is_error
-    definitions, references = result.text.split("references to parse")
+    definitions, references = result.text.split("references to parse, defined at util.py:1 (2):\n")
     assert "util.py:1: [def] def parse(raw, strict=False):" in definitions
-    assert "app.py:2: [import]" in definitions  # the import binds the name in app.py
-    assert "app.py:6: [call]" in references
+    # The import ties app.py's name to util.py's function: both are under its definition.
+    assert references.startswith("app.py:6: [call] return parse(raw, strict=True)\napp.py:2: [import]")
 
 
 def test_list_files_names_links_and_submodules(hostile: ToolBox) -> None:
