@@ -29,8 +29,13 @@ stale sites are those in files other than the changed one.
 Measured per case and summed per kind and overall:
   1. recall of `find_symbol` over the stale sites: a site counts as reached
      when the tool's answer has a row `path:line:` for it; target 100 %;
-  2. precision: reference rows that are call sites of `f` (any file at head)
-     over all reference rows, and over the rows tagged [call] only;
+  2. precision: reference rows (under a "references to" header, imports
+     left out) that are call sites of `f` (any file at head) over all of them,
+     and over the rows tagged [call] only; then the rows of the group of `f`'s
+     definition ("references to f, defined at M's path:line"), the share of
+     stale sites in that group ("in group") and the group's precision (a
+     reference that passes `f` as a value is counted against it: it is not a
+     call site); and the tokens of an answer (characters / 4);
   3. the baseline: the share of stale sites whose line text appears in the
      user messages a review sends today without tools (`diff.parse` on
      `git diff base...head` with the head files, `per_file.tasks` for each
@@ -40,7 +45,8 @@ Measured per case and summed per kind and overall:
      shown" is the share of stale sites whose file the prompts show at all.
 Every miss is listed. Then a sweep without planting: `find_symbol` for every
 module-level function called from another file, recall over all its sites in
-other files (what the lookup returns there does not depend on the change).
+other files (what the lookup returns there does not depend on the change), the
+share of them in the group of the function's definition, tokens per answer.
 
     python bench/reachability_bench.py [--rev REV] [--seed 12] [--per-kind 6] [--no-sweep]
 """
@@ -374,22 +380,53 @@ class Result:
     in_prompts: int
     file_shown: int
     cut: bool
+    grouped: int
+    """Reference rows in the group of the changed function's definition."""
+    true_grouped: int
+    reached_in_group: int
+    """Stale sites reached in that group."""
+    answer_tokens: int
 
 
-def find_symbol_rows(text: str) -> tuple[set[tuple[str, int]], list[tuple[str, int, bool]], bool]:
-    """Every `path:line` row of a find_symbol answer, the rows under "references", and whether it was cut."""
-    rows, references, section = set(), [], ""  # references: (path, line, tagged [call])
+Row = tuple[str, int, bool, tuple[str, int] | None]
+"""A reference row: path, line, tagged [call], and the definition its group names (None: not resolved)."""
+_GROUP = re.compile(r"^references to \S+, defined at (?P<path>[^\n:]+):(?P<line>\d+) \(\d+\):$")
+
+
+def find_symbol_rows(text: str) -> tuple[set[tuple[str, int]], list[Row], bool]:
+    """Every `path:line` row of a find_symbol answer, the reference rows, and whether it was cut.
+
+    Reference rows are those under a "references to" header, except imports (`[import]`
+    rows are bindings; older answers listed most of them as definitions), each with the
+    definition of its group when the header names one.
+    """
+    rows, references = set(), []
+    section, group = "", None
     for line in text.splitlines():
-        if line.startswith(("definitions of ", "references to ", "word matches ")):
-            section = line.split()[0]
+        if not _ROW.match(line):
+            section = line.split()[0] if line else section
+            m = _GROUP.match(line)
+            group = (m["path"], int(m["line"])) if m else None
             continue
         m = _ROW.match(line)
-        if m:
-            row = (m["path"], int(m["line"]))
-            rows.add(row)
-            if section == "references":
-                references.append((*row, line[m.end():].startswith("[call")))
+        assert m is not None
+        row = (m["path"], int(m["line"]))
+        rows.add(row)
+        tag = line[m.end():]
+        if section == "references" and not tag.startswith("[import]"):
+            references.append((*row, tag.startswith("[call"), group))
     return rows, references, "[cut:" in text or "more than" in text and "files mention" in text
+
+
+def tokens(text: str) -> int:
+    """Rough token count, one token per four characters (as `reviewer.definitions.tokens`)."""
+    return -(-len(text) // 4)
+
+
+def def_line(source: str, name: str) -> int:
+    """The line of the module-level `def name` in `source` (what find_symbol names a group by)."""
+    return next(n.lineno for n in ast.parse(source).body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
 
 
 def diff_only_prompts(clone: Path, base: str, head: str, config: Config) -> tuple[list[str], set[str]]:
@@ -463,15 +500,19 @@ def run(rev: str, seed: int, per_kind: int, sweep: bool,
                 answer = ToolBox(view).run("find_symbol", {"name": target.name})
             rows, references, cut = find_symbol_rows(answer.text)
             reached = set(target.stale) & rows
+            own = (target.path, def_line(changed, target.name))
+            grouped = [(p, n) for p, n, _, g in references if g == own]
             messages, shown_files = diff_only_prompts(clone, base, head, config)
             prompts = "\n".join(messages)
             present = sum(1 for path, line in target.stale
                           if parsed[path].lines[line - 1].strip() in prompts)
             results.append(Result(kind, target, reached, len(references),
-                                  sum(1 for p, n, _ in references if (p, n) in truth),
+                                  sum(1 for p, n, _, _ in references if (p, n) in truth),
                                   sum(1 for r in references if r[2]),
-                                  sum(1 for p, n, call in references if call and (p, n) in truth), present,
-                                  sum(1 for path, _ in target.stale if path in shown_files), cut))
+                                  sum(1 for p, n, call, _ in references if call and (p, n) in truth), present,
+                                  sum(1 for path, _ in target.stale if path in shown_files), cut,
+                                  len(grouped), sum(1 for r in grouped if r in truth),
+                                  len(set(target.stale) & set(grouped)), tokens(answer.text)))
             if reached != set(target.stale):
                 for path, line in sorted(set(target.stale) - reached):
                     log(f"  miss [{kind}] {target.name} ({target.path}): {path}:{line}: "
@@ -481,24 +522,31 @@ def run(rev: str, seed: int, per_kind: int, sweep: bool,
         if sweep:
             # Every function, not only the sampled ones: the lookup over files the change does not
             # touch reads the same objects at base as at any case's head.
-            all_stale = reached_all = 0
+            all_stale = reached_all = in_group = answer_tokens = 0
             with RepoView(clone, base) as view:
                 tools = ToolBox(view)
                 for t in targets:
-                    rows, _, cut = find_symbol_rows(tools.run("find_symbol", {"name": t.name}).text)
+                    text = tools.run("find_symbol", {"name": t.name}).text
+                    rows, references, cut = find_symbol_rows(text)
+                    own = (t.path, def_line(files[t.path], t.name))
                     all_stale += len(t.stale)
                     reached_all += len(t.stale & rows)
+                    in_group += len(t.stale & {(p, n) for p, n, _, g in references if g == own})
+                    answer_tokens += tokens(text)
                     for path, line in sorted(t.stale - rows):
                         log(f"  miss [sweep] {t.name} ({t.path}): {path}:{line}: "
                             f"{parsed[path].lines[line - 1].strip()}" + ("  (answer was cut)" if cut else ""))
             log(f"sweep, every function called from another file ({len(targets)}, no change planted): "
-                f"find_symbol reaches {reached_all} of {all_stale} call sites ({reached_all / all_stale:.1%})")
+                f"find_symbol reaches {reached_all} of {all_stale} call sites ({reached_all / all_stale:.1%}), "
+                f"{in_group} ({in_group / all_stale:.1%}) in the group of the function's definition; "
+                f"{answer_tokens / len(targets):,.0f} tokens per answer")
     return results
 
 
 def table(results: list[Result]) -> str:
-    rows = [(f"{'kind':<20} {'cases':>5} {'functions':>9} {'stale sites':>11} {'recall':>8} {'references':>10} "
-             f"{'precision':>9} {'[call] rows':>11} {'text in diff-only prompts':>25} {'file shown':>10}")]
+    rows = [(f"{'kind':<20} {'cases':>5} {'functions':>9} {'stale sites':>11} {'recall':>8} {'in group':>8} "
+             f"{'references':>10} {'precision':>9} {'[call] rows':>11} {'group rows':>10} {'group prec.':>11} "
+             f"{'tokens':>6} {'text in diff-only prompts':>25} {'file shown':>10}")]
     groups: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         groups[r.kind].append(r)
@@ -511,8 +559,14 @@ def table(results: list[Result]) -> str:
         present = sum(r.in_prompts for r in rs)
         shown = sum(r.file_shown for r in rs)
         functions = len({(r.target.path, r.target.name) for r in rs})
+        grouped, true_grouped = sum(r.grouped for r in rs), sum(r.true_grouped for r in rs)
+        in_group = sum(r.reached_in_group for r in rs)
+        answer = sum(r.answer_tokens for r in rs) / len(rs)
         rows.append(f"{label:<20} {len(rs):>5} {functions:>9} {stale:>11} {reached / stale:>8.1%} "
-                    f"{refs:>10} {true / refs if refs else 0:>9.1%} {true_calls / calls if calls else 0:>11.1%} {present / stale:>25.1%} {shown / stale:>10.1%}")
+                    f"{in_group / stale:>8.1%} {refs:>10} {true / refs if refs else 0:>9.1%} "
+                    f"{true_calls / calls if calls else 0:>11.1%} {grouped:>10} "
+                    f"{true_grouped / grouped if grouped else 0:>11.1%} {answer:>6,.0f} "
+                    f"{present / stale:>25.1%} {shown / stale:>10.1%}")
     return "\n".join(rows)
 
 
