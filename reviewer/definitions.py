@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import symbols
 from .repo_view import Entry, RepoView
 
 SHORT_LINES = 15
@@ -285,41 +286,13 @@ class Index:
 
     def _resolve(self, path: str, level: int, dotted: str) -> str | None:
         """The file of module `dotted` imported from `path` (relative when `level`), or None."""
-        parts = [p for p in dotted.split(".") if p]
-        if level:
-            folder = path.split("/")[:-1]
-            if level - 1 > len(folder):
-                return None
-            base = folder[:len(folder) - (level - 1)]
-            return self._find("/".join(base + parts)) if parts or base else self._find("")
-        if not parts:
-            return None
-        for root in self._roots(path):
-            found = self._find("/".join(root + parts))
-            if found is not None:
-                return found
-        return None
+        return symbols.module_file(path, level, dotted, self.files.__contains__)
 
     def _submodule(self, module: str, name: str) -> str | None:
         """The file of submodule `name` of the package whose `__init__.py` is `module`."""
         if not module.endswith("__init__.py"):
             return None
-        folder = module[:-len("__init__.py")]
-        return self._find(folder + name)
-
-    def _find(self, stem: str) -> str | None:
-        stem = stem.strip("/")
-        for candidate in ((stem + ".py", stem + "/__init__.py") if stem else ("__init__.py",)):
-            if candidate in self.files:
-                return candidate
-        return None
-
-    def _roots(self, path: str) -> list[list[str]]:
-        """Folders an absolute import may start from: the top, and the folder above the file's top package."""
-        folder = path.split("/")[:-1]
-        while folder and "/".join(folder + ["__init__.py"]) in self.files:
-            folder = folder[:-1]
-        return [folder, []] if folder else [[]]
+        return symbols.module_stem(module[:-len("__init__.py")] + name, self.files.__contains__)
 
 
 # ---------------------------------------------------------------------- rendering

@@ -417,19 +417,20 @@ def module_file(importer: str, level: int, dotted: str, exists: Callable[[str], 
     if level:
         if level - 1 > len(folder):
             return None
-        return _find("/".join(folder[:len(folder) - (level - 1)] + parts), exists)
+        return module_stem("/".join(folder[:len(folder) - (level - 1)] + parts), exists)
     if not parts:
         return None
     while folder and exists("/".join([*folder, "__init__.py"])):
         folder = folder[:-1]
     for root in ([folder, []] if folder else [[]]):
-        found = _find("/".join(root + parts), exists)
+        found = module_stem("/".join(root + parts), exists)
         if found is not None:
             return found
     return None
 
 
-def _find(stem: str, exists: Callable[[str], bool]) -> str | None:
+def module_stem(stem: str, exists: Callable[[str], bool]) -> str | None:
+    """`stem.py` or `stem/__init__.py`, whichever `exists` first; None when neither."""
     stem = stem.strip("/")
     for candidate in ((stem + ".py", stem + "/__init__.py") if stem else ("__init__.py",)):
         if exists(candidate):
@@ -524,7 +525,7 @@ class Resolver:
         if indexed is not None and name in indexed.scopes[0].bindings:
             return self._export(base, indexed, name, hops)
         if base.endswith("__init__.py"):
-            file = _find(base[:-len("__init__.py")] + name, self.exists)
+            file = module_stem(base[:-len("__init__.py")] + name, self.exists)
             return _Module(file) if file is not None else None
         return None
 
@@ -538,7 +539,7 @@ class Resolver:
             if indexed is not None and name in indexed.scopes[0].bindings:
                 return self._export(value.path, indexed, name, 0)
             if value.path.endswith("__init__.py"):
-                file = _find(value.path[:-len("__init__.py")] + name, self.exists)
+                file = module_stem(value.path[:-len("__init__.py")] + name, self.exists)
                 return _Module(file) if file is not None else None
             return None
         scope = value.scope if isinstance(value, (Target, _Instance)) else -1
