@@ -582,3 +582,14 @@ def test_mutator_interface() -> None:
     assert found == mutants_python.mutants("pkg/core.py", FIXTURE_PY)  # deterministic
     assert not any(m.kind == "stale-callers" for m in found)  # no callers given
     assert mutants_python.mutants("broken.py", "def f(:\n") == []
+
+
+def test_no_plant_that_changes_nothing_an_unread_default_or_a_symmetric_call() -> None:
+    from reviewer.eval import mutants_python as mp
+
+    text = ("def pick(items, n, strict=True):\n    return items[:n]\n\n\n"
+            "def check(self, a, b):\n    self.assertEqual(a, b)\n    return max(a, b)\n")
+    kinds = [m.kind for m in mp.mutants("m.py", text)]
+    assert "changed-default" not in kinds and "swapped-arguments" not in kinds
+    used = "def pick(items, n, strict=True):\n    return items[:n] if strict else items\n"
+    assert [m.kind for m in mp.mutants("m.py", used)].count("changed-default") == 1

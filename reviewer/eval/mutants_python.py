@@ -67,6 +67,10 @@ _SHIFTED_BOUND: dict[type[ast.cmpop], tuple[str, str]] = {
 }
 # Swapping the arguments of these does not change what they compute.
 _SYMMETRIC_CALLS = frozenset({"max", "min", "print", "set", "frozenset", "hash", "id"})
+# Methods whose two arguments can be exchanged without changing behaviour (only a failure's message).
+_SYMMETRIC_METHODS = frozenset({"assertEqual", "assertNotEqual", "assertAlmostEqual", "assertNotAlmostEqual",
+                                "assertCountEqual", "assertIs", "assertIsNot", "isclose", "union", "intersection",
+                                "symmetric_difference"})
 # Imports whose order can matter (monkey patching, backends chosen at import time).
 _SIDE_EFFECT_WORDS = ("monkey", "patch", "setup", "gevent", "eventlet", "readline", "site", "matplotlib",
                       "conftest", "init", "register", "warnings", "faulthandler", "django", "environ")
@@ -585,7 +589,8 @@ class _Mutator:
         for n in live:
             if not isinstance(n, ast.Call) or len(n.args) < 2:
                 continue
-            if isinstance(n.func, ast.Name) and n.func.id in _SYMMETRIC_CALLS:
+            if (isinstance(n.func, ast.Name) and n.func.id in _SYMMETRIC_CALLS
+                    or isinstance(n.func, ast.Attribute) and n.func.attr in _SYMMETRIC_METHODS):
                 continue
             for x, y in zip(n.args, n.args[1:], strict=False):
                 if isinstance(x, ast.Starred) or isinstance(y, ast.Starred) or ast.dump(x) == ast.dump(y):
@@ -714,7 +719,12 @@ class _Mutator:
         positional = args.posonlyargs + args.args
         pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=False))
         pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=False) if d is not None]
+        # A default the body never reads changes nothing when changed: not a planted defect.
+        read = {n.id for stmt in f.node.body for n in ast.walk(stmt)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         for arg, default in pairs:
+            if arg.arg not in read:
+                continue
             text = self.src.seg(default)
             new: str | None = None
             if isinstance(default, ast.Constant) and isinstance(default.value, bool):
