@@ -180,7 +180,7 @@ class Index:
                     module, name = names[node.id]
                     found.append(Use(node.lineno, node.id, module, name))
             else:
-                dotted = _dotted(node.value)
+                dotted = symbols.dotted(node.value)
                 if dotted is not None and dotted in modules:
                     found.append(Use(node.lineno, f"{dotted}.{node.attr}", modules[dotted], node.attr))
         found.sort(key=lambda u: (u.line, u.shown))
@@ -340,17 +340,6 @@ def _targets(target: ast.expr) -> list[ast.Name]:
     if isinstance(target, (ast.Tuple, ast.List)):
         return [n for t in target.elts for n in _targets(t)]
     return []
-
-
-def _dotted(node: ast.expr) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def _first(node: ast.stmt) -> int:

@@ -258,7 +258,7 @@ class _Indexer:
                     self.site(node.attr, Site(line, "definition", "attribute", scope))
                 else:
                     self.site(node.attr, Site(line, "reference", "call" if id(node) in callees else "attribute",
-                                              scope, base=_dotted(node.value) or ""))
+                                              scope, base=dotted(node.value) or ""))
                 bases.add(id(node.value))
                 todo.append((node.value, scope))
             elif isinstance(node, ast.Call):
@@ -343,7 +343,8 @@ class _Indexer:
         return todo + [(n, inner) for n in body]
 
 
-def _dotted(node: ast.expr) -> str | None:
+def dotted(node: ast.expr) -> str | None:
+    """`a.b.c` for an attribute chain on a name; None for anything else (a call, a subscript)."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
