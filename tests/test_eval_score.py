@@ -398,3 +398,12 @@ def test_a_report_with_missing_cases_and_odd_paths_validates_and_round_trips(tmp
     path.write_text(report.render_json(got), encoding="utf-8")
     assert report.load(path) == got
     assert "b\\xff<x>.py" in report.render_text(got)
+
+
+def test_a_kind_with_one_case_has_no_interval_rather_than_a_zero_width_one() -> None:
+    from reviewer.eval.score import estimate
+
+    one = estimate([(1, 1, 1, 1)], 1, 0, metric="recall", resamples=200, seed=0)
+    assert one.value == 1.0 and one.low is None and one.high is None
+    two = estimate([(1, 1, 1, 1), (1, 0, 0, 0)], 1, 0, metric="recall", resamples=200, seed=0)
+    assert two.low is not None and two.low <= 0.5 <= two.high

@@ -366,6 +366,10 @@ def estimate(rows: Sequence[Sequence[int]], num: int, den: int, *, metric: str, 
     d = sum(r[den] for r in rows)
     if d == 0:
         return Estimate(None, None, None, n, d)
+    if len(rows) < 2:
+        # Resampling one case gives it back every time: an interval of zero width would claim a
+        # certainty one case cannot give. Said as "no interval".
+        return Estimate(n / d, None, None, n, d)
     low, high = bootstrap(rows, lambda s: _ratio(s[num], s[den]), resamples=resamples, rng=_rng(seed, metric))
     return Estimate(n / d, low, high, n, d)
 
