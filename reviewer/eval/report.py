@@ -219,6 +219,12 @@ def _interval(e: Estimate, fmt: Any = _pct) -> str:
     return f"{fmt(e.low)} – {fmt(e.high)}"
 
 
+def _labelled(e: Estimate, fmt: Any = _pct) -> str:
+    """"interval 40.0% – 60.0%" for the text report, or "no interval"."""
+    text = _interval(e, fmt)
+    return text if e.low is None or e.high is None else f"interval {text}"
+
+
 def _secs(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f} s"
 
@@ -296,11 +302,11 @@ def render_text(score: Score) -> str:
     sp = s.spend
     out = _head(s) + [""]
     out.append(f"recall     {_pct(s.recall.value)} ({s.recall.numerator} of {s.recall.denominator} planted "
-               f"case(s) caught)  interval {_interval(s.recall)}")
+               f"case(s) caught)  {_labelled(s.recall)}")
     out.append(f"precision  {_pct(s.precision.value)} ({s.precision.numerator} of {s.precision.denominator} "
-               f"finding(s) on planted cases point at the plant)  interval {_interval(s.precision)}")
+               f"finding(s) on planted cases point at the plant)  {_labelled(s.precision)}")
     out.append(f"noise      {_num(s.noise.value)} finding(s) per control ({s.noise.numerator} in "
-               f"{s.noise.denominator})  interval {_interval(s.noise, _num)}; "
+               f"{s.noise.denominator})  {_labelled(s.noise, _num)}; "
                f"{s.noisy_controls.numerator} of {s.noisy_controls.denominator} control(s) with a finding "
                f"({_pct(s.noisy_controls.value)})")
     out.append(f"cost       {usd(sp.cost_usd)} total, {usd(sp.mean_cost_usd)} per case; tokens {sp.input_tokens:,} in, "
@@ -313,10 +319,10 @@ def render_text(score: Score) -> str:
             more = f", {k.excluded} not scored" if k.excluded else ""
             if k.recall is not None:
                 out.append(f"  {k.kind:<22} {k.cases:>4} planted{more}: {k.recall.numerator} caught, "
-                           f"{_pct(k.recall.value)}  interval {_interval(k.recall)}")
+                           f"{_pct(k.recall.value)}  {_labelled(k.recall)}")
             elif k.noise is not None:
                 out.append(f"  {k.kind:<22} {k.cases:>4} control{more}: {k.noise.numerator} finding(s), "
-                           f"{_num(k.noise.value)} per case  interval {_interval(k.noise, _num)}")
+                           f"{_num(k.noise.value)} per case  {_labelled(k.noise, _num)}")
     out += ["", "calibration (every finding of scored cases; right = points at the plant of its case)"]
     for title, buckets in (("severity", s.severity_calibration), ("confidence", s.confidence_calibration)):
         out.append(f"  by {title}")
