@@ -319,7 +319,8 @@ def test_compare_of_a_report_with_itself_shows_no_difference(s: Score) -> None:
         assert d.delta in (0, None)
         assert d.outside_noise in (False, None)
     recall = next(d for d in c.metrics if d.metric == "recall")
-    assert (recall.a, recall.b, recall.low, recall.high, recall.outside_noise) == (0.6, 0.6, 0.0, 0.0, False)
+    # Five planted cases: under MIN_PAIRED_CASES, so the difference is given but not tested.
+    assert (recall.a, recall.b, recall.low, recall.high, recall.outside_noise) == (0.6, 0.6, None, None, None)
     assert "outside the noise" not in report.render_compare_text(c)
     assert "outside the noise" not in report.render_compare_markdown(c)
     doc = json.loads(report.render_compare_json(c))
@@ -407,3 +408,16 @@ def test_a_kind_with_one_case_has_no_interval_rather_than_a_zero_width_one() -> 
     assert one.value == 1.0 and one.low is None and one.high is None
     two = estimate([(1, 1, 1, 1), (1, 0, 0, 0)], 1, 0, metric="recall", resamples=200, seed=0)
     assert two.low is not None and two.low <= 0.5 <= two.high
+
+
+def test_compare_does_not_test_a_difference_over_fewer_than_six_cases() -> None:
+    # One case caught in A and missed in B: a bootstrap would call -100 pts certain.
+    cases = tuple(case(f"K{i}", "off-by-one", "a.py", 10, 10) for i in range(3))
+    plan = CasePlan(SHA, 0, cases)
+    hit = [CaseOutcome(c.id, "done", (f("a.py", 10),)) for c in cases]
+    miss = [CaseOutcome(c.id, "done", ()) for c in cases]
+    c = report.compare(score(plan, hit, resamples=200), score(plan, miss, resamples=200))
+    recall = next(d for d in c.metrics if d.metric == "recall")
+    assert recall.delta == -1.0 and recall.outside_noise is None and recall.low is None
+    assert "not tested (under 6 cases)" in report.render_compare_text(c)
+    assert "outside the noise" not in report.render_compare_text(c)

@@ -508,9 +508,17 @@ def _paired(rows: Sequence[Sequence[int]], a: Any, b: Any, *, metric: str, unit:
         x, y = a(s), b(s)
         return None if x is None or y is None else y - x
 
+    if len(rows) < MIN_PAIRED_CASES:
+        return Difference(metric, va, vb, vb - va, None, None, None, unit)
     low, high = bootstrap(rows, delta, resamples=resamples, rng=random.Random(f"{seed}:compare:{metric}"))
     outside = None if low is None or high is None else (low > 0 or high < 0)
     return Difference(metric, va, vb, vb - va, low, high, outside, unit)
+
+
+MIN_PAIRED_CASES = 6
+"""Fewer common cases than this are not tested: a bootstrap of a handful of cases draws the same few
+again and again and calls any difference certain. Six is where even a difference in every case
+(a sign test: 2 x 0.5^6 = 0.03) could be told from chance at the 95 % level."""
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -617,7 +625,8 @@ def _signed(d: Difference) -> str:
 
 def _verdict(d: Difference) -> str:
     if d.outside_noise is None:
-        return "not tested"
+        return "not tested" if d.unit in ("usd", "seconds") or d.delta is None else \
+            f"not tested (under {MIN_PAIRED_CASES} cases)"
     return "outside the noise" if d.outside_noise else "within the noise"
 
 
