@@ -8,12 +8,17 @@ same mutants.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from tree_sitter import Node
 
 from reviewer import treesitter
+from reviewer.eval import cases
 from reviewer.eval import mutants_treesitter as mt
-from reviewer.eval.models import Mutant
+from reviewer.eval.models import CallSite, Mutant, Site
+from reviewer.repo_view import RepoView
 
 SNIPPETS = {
     "src/cart.js": ("""\
@@ -142,19 +147,131 @@ int Grid::cell(const std::vector<int> &cells, int row, int width = 8) {
 
 EXPECTED_KINDS = {
     "src/cart.js": {"inverted-condition", "off-by-one", "swapped-arguments", "changed-default", "removed-guard",
-                    "rename-local", "reformat"},
+                    "wrong-variable", "rename-local", "reformat"},
     "web/user.ts": {"inverted-condition", "swapped-arguments", "changed-default", "removed-guard", "rename-local",
                     "reformat"},
-    "store/store.go": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "rename-local",
-                       "reformat"},
+    "store/store.go": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "wrong-variable",
+                       "rename-local", "reformat"},
     "src/main/java/a/Account.java": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard",
                                      "rename-local", "reformat"},
     "src/stack.rs": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "rename-local",
                      "reformat"},
-    "lib/list.c": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "rename-local",
-                   "reformat"},
+    "lib/list.c": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "wrong-variable",
+                   "rename-local", "reformat"},
     "src/grid.cpp": {"inverted-condition", "off-by-one", "swapped-arguments", "changed-default", "removed-guard",
                      "rename-local", "reformat"},
+}
+
+# One snippet per language for the kinds that need a try, typed locals or imports: the kinds it must give.
+MORE_SNIPPETS: dict[str, tuple[str, set[str]]] = {
+    "src/sync.js": ("""\
+import { fetchRows } from "./api.js";
+import { log } from "./log.js";
+import "./polyfill.js";
+
+export function sync(store, limit) {
+  const first = store.first();
+  const last = store.last();
+  try {
+    return fetchRows(first, last, limit);
+  } catch (err) {
+    log(err);
+    return [];
+  }
+}
+""", {"swallowed-exception", "wrong-variable", "reorder-imports"}),
+    "web/load.ts": ("""\
+import type { Row } from "./row";
+import { parse } from "./parse";
+
+export function load(text: string, start: number, end: number): Row[] {
+  const from: number = start + 1;
+  const to: number = end - 1;
+  let rows: Row[] = [];
+  try {
+    rows = parse(text.slice(from, to));
+  } catch (e) {
+    console.error(e);
+  }
+  return rows;
+}
+""", {"swallowed-exception", "wrong-variable", "reorder-imports"}),
+    "store/load.go": ("""\
+package store
+
+import (
+	"fmt"
+	"strings"
+)
+
+func Load(name string, size int) (string, error) {
+	step := 1
+	count := 0
+	for count < size {
+		count += step * len(name)
+	}
+	if count > size {
+		return "", fmt.Errorf("too long: %d", count)
+	}
+	return strings.Repeat(name, count), nil
+}
+""", {"wrong-variable", "reorder-imports"}),
+    "src/main/java/a/Loader.java": ("""\
+package a;
+
+import java.io.IOException;
+import java.util.List;
+
+public class Loader {
+    public static int load(Source source, int first, int last) {
+        int lo = first + 1;
+        int hi = last - 1;
+        try {
+            return source.read(lo, hi);
+        } catch (IOException e) {
+            log(e);
+        }
+        return hi - lo;
+    }
+}
+""", {"swallowed-exception", "wrong-variable", "reorder-imports"}),
+    "src/load.rs": ("""\
+use std::fmt;
+use std::io::Read;
+
+pub fn load(first: usize, last: usize) -> usize {
+    let lo: usize = first + 1;
+    let hi: usize = last - 1;
+    if lo > hi {
+        return 0;
+    }
+    hi - lo
+}
+""", {"wrong-variable", "reorder-imports"}),
+    "lib/load.c": ("""\
+int load(const char *buf, int first, int last) {
+    int lo = first + 1;
+    int hi = last - 1;
+    while (lo < hi && buf[lo] != '\\0') {
+        lo++;
+    }
+    return hi - lo;
+}
+""", {"wrong-variable"}),
+    "src/load.cpp": ("""\
+#include <stdexcept>
+
+int Loader::load(const Source &source, int first, int last) {
+    int lo = first + 1;
+    int hi = last - 1;
+    try {
+        return source.read(lo, hi);
+    } catch (const std::runtime_error &e) {
+        report(e.what());
+        return -1;
+    }
+}
+""", {"swallowed-exception", "wrong-variable"}),
 }
 
 
@@ -258,6 +375,59 @@ def check(path: str, old_text: str, m: Mutant) -> None:
     elif m.kind == "reformat":
         assert shape(old_tree.root_node) == shape(new_tree.root_node)
         assert new.replace(b"\n\n", b"\n") == old.replace(b"\n\n", b"\n") and len(new) > len(old)
+    elif m.kind == "wrong-variable":
+        # One identifier read in place of another, a local of the same function declared before it.
+        assert shape(old_tree.root_node) == shape(new_tree.root_node)
+        was, now = node_at(old_tree.root_node, start, old_end), node_at(new_tree.root_node, start, new_end)
+        assert was.type == now.type == "identifier" and was.text != now.text
+        function = mt._inside_function(was)
+        assert function is not None
+        declared = [n for n in treesitter.walk(function) if n.type == "identifier" and n.text == now.text
+                    and n.start_byte < was.start_byte and mt.symbols.definition_kind(n) == "assignment"
+                    and not mt._written(n)]
+        assert len(declared) == 1 and mt._inside_function(declared[0]) == function
+        assert mt.symbols.definition_kind(now) is None
+    elif m.kind == "swallowed-exception":
+        before = [n for n in treesitter.walk(old_tree.root_node) if n.type == "catch_clause"]
+        after = [n for n in treesitter.walk(new_tree.root_node) if n.type == "catch_clause"]
+        assert len(before) == len(after)
+        changed_pairs = [(a, b) for a, b in zip(before, after, strict=True) if a.text != b.text]
+        assert len(changed_pairs) == 1
+        a, b = changed_pairs[0]
+        body_a, body_b = a.child_by_field_name("body"), b.child_by_field_name("body")
+        assert body_a is not None and body_b is not None and body_b.text == b"{}" and body_a.named_child_count > 0
+        head_a, head_b = (n.text[:n.text.index(b"{")] for n in (a, b))  # type: ignore[union-attr]
+        if head_a != head_b:  # Java: a narrow type broadened, the parameter kept
+            assert path.endswith(".java") and head_b.split()[-1] == head_a.split()[-1]
+            assert b"Exception " in head_b and head_a.count(b"(") == head_b.count(b"(")
+    elif m.kind == "reorder-imports":
+        # The same tree with two neighbouring import nodes exchanged, and nothing else.
+        assert sorted(shape(old_tree.root_node)) == sorted(shape(new_tree.root_node))
+        imports = ("import_spec",) if path.endswith(".go") else ("import_statement", "import_declaration",
+                                                                  "use_declaration")
+        olds = [n for n in treesitter.walk(old_tree.root_node) if n.type in imports]
+        news = [n for n in treesitter.walk(new_tree.root_node) if n.type in imports]
+        texts_old, texts_new = [n.text for n in olds], [n.text for n in news]
+        moved = [i for i, (x, y) in enumerate(zip(texts_old, texts_new, strict=True)) if x != y]
+        assert len(moved) == 2 and moved[1] == moved[0] + 1
+        assert texts_new[moved[0]] == texts_old[moved[1]] and texts_new[moved[1]] == texts_old[moved[0]]
+        assert all(b'import "' not in (t or b"") for t in (texts_old[i] for i in moved))  # a bare import stays
+        assert all(b"_ " not in (t or b"") for t in (texts_old[i] for i in moved))  # a Go blank import too
+        swapped = old[:olds[moved[0]].start_byte] + texts_old[moved[1]] + old[olds[moved[0]].end_byte:  # type: ignore[operator]
+                                                                               olds[moved[1]].start_byte] \
+            + texts_old[moved[0]] + old[olds[moved[1]].end_byte:]  # type: ignore[operator]
+        assert swapped == new
+        start, new_end = olds[moved[0]].start_byte, olds[moved[1]].end_byte
+    elif m.kind == "stale-callers":
+        assert m.sites and "gained a required parameter" in m.description
+        params = ("formal_parameters", "parameter_list")
+        old_params = [n for n in treesitter.walk(old_tree.root_node) if n.type in params]
+        new_params = [n for n in treesitter.walk(new_tree.root_node) if n.type in params]
+        grown = [(a, b) for a, b in zip(old_params, new_params, strict=True) if a.text != b.text]
+        assert len(grown) == 1
+        a, b = grown[0]
+        assert len(b.named_children) == len(a.named_children) + 1
+        assert [c.text for c in b.named_children[1:]] == [c.text for c in a.named_children]
     else:
         raise AssertionError(f"unexpected kind {m.kind}")
     # start/end: the lines of new_text the change touched (around it, for a pure removal).
@@ -265,6 +435,10 @@ def check(path: str, old_text: str, m: Mutant) -> None:
         new_lines = m.new_text.splitlines(keepends=True)
         assert not new_lines[m.start - 1].strip() and not new_lines[m.end - 1].strip()
         assert "".join(line for i, line in enumerate(new_lines, 1) if i not in (m.start, m.end)) == old_text
+    elif m.kind == "reorder-imports":  # a line diff shows one of the two lines moved, or both
+        assert line_of(new, start) <= m.start <= m.end <= line_of(new, new_end - 1)
+    elif m.kind == "swallowed-exception":  # a body of several lines became `{}` on the catch's line
+        assert m.start == m.end == line_of(new, start)
     elif new_end > start or b"\n" not in old[start:old_end]:
         assert (m.start, m.end) == (line_of(new, start), line_of(new, new_end - 1))
     else:
@@ -322,3 +496,115 @@ def test_a_default_nobody_reads_is_not_changed() -> None:
     assert not [m for m in mt.mutants("web/app.js", text) if m.kind == "changed-default"]
     used = "function pick(items, n, strict = true) {\n  return strict ? items.slice(0, n) : items;\n}\n"
     assert [m.kind for m in mt.mutants("web/app.js", used)].count("changed-default") == 1
+
+
+@pytest.mark.parametrize("path", sorted(MORE_SNIPPETS))
+def test_the_kinds_of_a_try_typed_locals_and_imports_are_what_they_say(path: str) -> None:
+    text, kinds = MORE_SNIPPETS[path]
+    assert mt.parses(path, text)
+    found = mt.mutants(path, text)
+    assert kinds <= {m.kind for m in found}
+    assert not {"swallowed-exception", "reorder-imports", "wrong-variable"} - kinds & {m.kind for m in found}
+    for m in found:
+        check(path, text, m)
+    assert found == mt.mutants(path, text)
+
+
+def test_wrong_variable_keeps_to_same_typed_visible_locals() -> None:
+    # `label` is a string, `n` a number: no swap between them; `inner` is not visible after its block.
+    ts = ("function f(xs: number[]): string {\n  const label: string = \"x\";\n  const n: number = xs.length;\n"
+          "  if (n > 0) {\n    const inner: number = 1;\n    return label;\n  }\n  return label + n;\n}\n")
+    assert not [m for m in mt.mutants("a.ts", ts) if m.kind == "wrong-variable"]
+    # A shadowed name, a parameter and a shorthand property are never read as another.
+    js = ("function f(a) {\n  const x = 1;\n  const y = 2;\n  {\n    const x = 3;\n    use(x);\n  }\n"
+          "  return { y, a, x };\n}\n")
+    assert not [m for m in mt.mutants("a.js", js) if m.kind == "wrong-variable"]
+    # Go refuses a variable declared and not used: its only read is not swapped away.
+    go = "package p\n\nfunc f() int {\n\ta := 1\n\tb := 2\n\treturn a + b\n}\n"
+    assert not [m for m in mt.mutants("a.go", go) if m.kind == "wrong-variable"]
+    # Rust: only Copy types declared as such (a moved String read twice would not compile).
+    rust = "fn f() -> String {\n    let a = String::new();\n    let b = a.clone();\n    b + &a\n}\n"
+    assert not [m for m in mt.mutants("a.rs", rust) if m.kind == "wrong-variable"]
+
+
+def test_handlers_that_are_empty_or_would_not_compile_empty_are_kept() -> None:
+    js = "function f() {\n  try {\n    g();\n  } catch (e) {\n    // ignored\n  }\n}\n"
+    assert not [m for m in mt.mutants("a.js", js) if m.kind == "swallowed-exception"]
+    # Emptied, the handler would leave the method without a return: javac refuses that.
+    java = ("class A {\n    int f() {\n        try {\n            return g();\n        } catch (IOException e) {\n"
+            "            return -1;\n        }\n    }\n}\n")
+    assert not [m for m in mt.mutants("A.java", java) if m.kind == "swallowed-exception"]
+    # Not the last catch: broadened, a later clause would catch nothing; only the body is emptied.
+    java2 = ("class A {\n    void f() {\n        try {\n            g();\n        } catch (IOException e) {\n"
+             "            log(e);\n        } catch (RuntimeException e) {\n            log(e);\n        }\n    }\n}\n")
+    found = [m for m in mt.mutants("A.java", java2) if m.kind == "swallowed-exception"]
+    assert len(found) == 2 and "catch (IOException e) {}" in found[0].new_text
+    assert "catch (Exception e) {}" in found[1].new_text and "IOException" in found[1].new_text
+
+
+def test_side_effect_imports_and_attributed_uses_are_not_reordered() -> None:
+    js = 'import "./setup.js";\nimport { a } from "./a.js";\nimport { b } from "./a.js";\n'
+    assert not [m for m in mt.mutants("x.js", js) if m.kind == "reorder-imports"]
+    go = 'package p\n\nimport (\n\t_ "embed"\n\t"fmt"\n)\n\nvar _ = fmt.Sprint\n'
+    assert not [m for m in mt.mutants("x.go", go) if m.kind == "reorder-imports"]
+    rust = "#[cfg(test)]\nuse a::b;\nuse c::d;\n"
+    assert not [m for m in mt.mutants("x.rs", rust) if m.kind == "reorder-imports"]
+
+
+STALE = {
+    "web/price.ts": ("export function price(amount: number, rate: number): number {\n  return amount * rate;\n}\n",
+                     "limit: number, "),
+    "web/price.js": ("export function price(amount, rate) {\n  return amount * rate;\n}\n", "limit, "),
+    "store/price.go": ("package store\n\nfunc Price(amount, rate int) int {\n\treturn amount * rate\n}\n",
+                       "limit int, "),
+    "src/a/Price.java": ("package a;\n\npublic class Price {\n    public static int price(int amount, int rate) {\n"
+                         "        return amount * rate;\n    }\n}\n", "int limit, "),
+}
+
+
+@pytest.mark.parametrize("path", sorted(STALE))
+def test_stale_callers_adds_a_first_parameter_and_names_the_calls(path: str) -> None:
+    text, added = STALE[path]
+    name = "Price" if path.endswith(".go") else "price"
+    calls = (CallSite("app/use.x", 4, 2, False, "assigned"), CallSite("app/use.x", 9, 1, True, None))
+    asked: list[tuple[str, str]] = []
+
+    def callers(n: str, p: str) -> tuple[CallSite, ...]:
+        asked.append((n, p))
+        return calls
+
+    found = [m for m in mt.mutants(path, text, callers) if m.kind == "stale-callers"]
+    assert asked == [(name, path)] and len(found) == 1
+    m = found[0]
+    assert m.sites == (Site("app/use.x", 4),)  # a call spreading its arguments may still bind
+    assert f"({added}" in m.new_text and m.new_text.replace(added, "", 1) == text
+    check(path, text, m)
+    assert not [m for m in mt.mutants(path, text, lambda n, p: ()) if m.kind == "stale-callers"]
+
+
+def test_stale_callers_in_a_repository_names_the_calls_each_language_binds(tmp_path: Path) -> None:
+    files = {
+        "web/price.ts": STALE["web/price.ts"][0],
+        "web/cart.ts": 'import { price } from "./price";\n\nexport function cart(n: number): number {\n'
+                       '  return price(n, 2) + other.price(1, 2);\n}\n',
+        "web/shop/list.ts": 'import * as p from "../price.js";\n\nexport const t = p.price(1, 2);\n',
+        "store/price.go": STALE["store/price.go"][0],
+        "store/cart.go": "package store\n\nfunc Cart() int {\n\treturn Price(1, 2)\n}\n",
+        "cmd/main.go": 'package main\n\nimport "example.com/x/store"\n\nfunc main() {\n\t_ = store.Price(1, 2)\n}\n',
+        "src/a/Price.java": STALE["src/a/Price.java"][0],
+        "src/b/Use.java": "package b;\n\nimport a.Price;\n\nclass Use {\n    int u() {\n"
+                          "        return Price.price(1, 2);\n    }\n}\n",
+        "src/c/Other.java": "package c;\n\nclass Other {\n    int u() {\n        return Price.price(1, 2);\n    }\n}\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True)
+    plan = cases.generate(RepoView(tmp_path), seed=1, planted=20, controls=0, kinds=["stale-callers"])
+    sites = {c.path: sorted((s.path, s.line) for s in c.sites) for c in plan.cases}
+    assert sites == {
+        "web/price.ts": [("web/cart.ts", 4), ("web/shop/list.ts", 3)],
+        "store/price.go": [("cmd/main.go", 6), ("store/cart.go", 4)],
+        "src/a/Price.java": [("src/b/Use.java", 7)],  # c.Other neither imports a.Price nor shares its package
+    }, plan.notes

@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import symbols
 from ..errors import UsageError
@@ -228,6 +228,9 @@ class _Callers:
 
     def __init__(self, files: list[_File]) -> None:
         self.files = [f for f in files if f.path.endswith(".py")]
+        self.others = [f for f in files if not f.path.endswith(".py") and hasattr(f.mutator, "call_index")]
+        """Files of the tree-sitter languages whose mutator can index calls (JavaScript/TypeScript, Go, Java)."""
+        self.other_index: dict[str, Any] = {}
         self.cache: dict[tuple[str, str], tuple[CallSite, ...]] = {}
         self.index: dict[str, _CallIndex | None] = {}
         self.words: dict[str, set[str]] = {}
@@ -241,7 +244,7 @@ class _Callers:
     def __call__(self, name: str, path: str) -> tuple[CallSite, ...]:
         key = (name, path)
         if key not in self.cache:
-            self.cache[key] = self.find(name, path)
+            self.cache[key] = self.find(name, path) if path.endswith(".py") else self.find_other(name, path)
         return self.cache[key]
 
     def tree(self, path: str, text: str) -> ast.Module | None:
@@ -264,6 +267,27 @@ class _Callers:
                 self.waiting[f.path] = tree
                 self.waiting_bytes += len(f.text)
         return self.index[f.path]
+
+    def find_other(self, name: str, path: str) -> tuple[CallSite, ...]:
+        """The calls of `name` defined in `path`, a tree-sitter file, as its mutator's `call_sites` binds them.
+
+        Only files holding the word `name` are parsed, each once for all names (the index keeps no tree).
+        """
+        target = next((f for f in self.others if f.path == path), None)
+        if target is None:
+            return ()
+        indexes = []
+        for f in self.others:
+            if f.path != path and f.mutator is target.mutator:
+                if f.path not in self.words:
+                    self.words[f.path] = _words(f.text)
+                if name in self.words[f.path]:
+                    if f.path not in self.other_index:
+                        self.other_index[f.path] = f.mutator.call_index(f.path, f.text)
+                    if self.other_index[f.path] is not None:
+                        indexes.append(self.other_index[f.path])
+        own = target.mutator.call_index(path, target.text) if indexes else None
+        return tuple(target.mutator.call_sites(name, own, indexes)) if own is not None else ()
 
     def find(self, name: str, path: str) -> tuple[CallSite, ...]:
         module = path[:-3].split("/")
@@ -413,13 +437,13 @@ def _use(call: ast.Call, parent: ast.AST | None, awaited: dict[int, ast.AST | No
     return None
 
 
-def _confirmed(m: Mutant, python: bool, texts: dict[str, str]) -> bool:
+def _confirmed(m: Mutant, covered: bool, texts: dict[str, str]) -> bool:
     """Whether `symbols.occurrences` sees a call of the changed function on every line `m.sites` names."""
-    if not python:
+    if not covered:
         return True
     name = m.function.rsplit(".", 1)[-1]
     for path in sorted({s.path for s in m.sites}):
-        found = symbols.occurrences(texts.get(path, ""), name) or []
+        found = symbols.occurrences(texts.get(path, ""), name, path) or []
         calls = {o.line for o in found if o.kind.startswith("call")}
         if any(s.line not in calls for s in m.sites if s.path == path):
             return False

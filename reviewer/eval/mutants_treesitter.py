@@ -11,13 +11,22 @@ Planted kinds:
 - swapped-arguments: two neighbouring, different arguments of a call exchanged;
 - changed-default: a parameter default changed (JavaScript, TypeScript, C++: the others have none);
 - removed-guard: `if (x == null) { return ...; }` (nil, NULL, nullptr, undefined; Rust `x.is_none()`)
-  removed with its lines.
+  removed with its lines;
+- wrong-variable: a read of a local replaced by another local of the function declared (with a value)
+  before it and visible there, of the same declared type where the language checks types (Go and JS/TS
+  literals give one); never a name bound twice, a parameter, a member, a key or a write;
+- swallowed-exception (JavaScript, TypeScript, Java, C++): a catch body that does something emptied
+  (`catch (e) {}`); a narrow Java type in the try's last catch also broadened to `Exception`;
+- stale-callers (JavaScript, TypeScript, Go, Java): a top-level function (Go: not a method; Java: a
+  static method of the file's class) gains a required first parameter while `callers(name, path)`
+  names calls of it in other files (`call_index`/`call_sites` are the search `cases` runs for these).
 Controls (the behaviour is unchanged):
 - rename-local: a local declared at the top of a function body renamed at each of its identifiers;
-- reformat: blank lines added between statements of a function body.
+- reformat: blank lines added between statements of a function body;
+- reorder-imports: two adjacent imports swapped (JS/TS `import ... from`, Go specs of one block, Java
+  `import`, Rust `use`; why each is safe is said on `_reordered_imports`).
 
-Not made here: wrong-variable, swallowed-exception, resource-not-closed, extract-constant,
-reorder-imports and stale-callers (`callers` is accepted and unused).
+Not made here: resource-not-closed and extract-constant.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from dataclasses import dataclass
 from tree_sitter import Node, Tree
 
 from .. import symbols, treesitter
-from .models import CallSite, Mutant
+from .models import CallSite, Mutant, Site
 
 
 def language(path: str) -> str | None:
@@ -103,14 +112,16 @@ class _Edit:
     changes: tuple[tuple[int, int, bytes], ...]
     """(start byte, end byte, new bytes), disjoint."""
     description: str
+    sites: tuple[Site, ...] = ()
+    """stale-callers: the calls in other files the change left stale."""
 
 
 def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[CallSite]] | None = None) -> list[Mutant]:
     """Every candidate mutant of `text`, planted kinds then controls, each in document order.
 
     Empty when the file is not covered or does not parse cleanly: a mutant of a
-    broken file could not be told from the breakage. `callers` is not used:
-    stale-callers is made for Python only.
+    broken file could not be told from the breakage. `callers(name, path)` gives the calls in
+    other files of a top-level function (stale-callers is made only with it).
     """
     lang = treesitter.language(path)
     if lang is None:
@@ -119,9 +130,13 @@ def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[CallSit
     tree = treesitter.parse(path, data)
     if tree is None or treesitter.has_errors(tree):
         return []
+    def stale(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+        return _stale_callers(tree, data, lang, path, callers)
+
     makers: tuple[Callable[[Tree, bytes, str], Iterator[_Edit]], ...] = (
         _inverted_conditions, _off_by_ones, _swapped_arguments, _changed_defaults, _removed_guards,
-        _renamed_locals, _reformats,
+        _wrong_variables, _swallowed_exceptions, stale,
+        _renamed_locals, _reformats, _reordered_imports,
     )
     out: list[Mutant] = []
     seen: set[bytes] = set()
@@ -138,7 +153,7 @@ def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[CallSit
             new_text = treesitter.decode(new)
             start, end = _changed_lines(old_lines, new_text.splitlines(keepends=True))
             out.append(Mutant(kind=edit.kind, function=function_name(edit.at), start=start, end=end,
-                              description=edit.description, new_text=new_text))
+                              description=edit.description, new_text=new_text, sites=edit.sites))
     return out
 
 
@@ -158,16 +173,20 @@ def _changed_lines(old: list[str], new: list[str]) -> tuple[int, int]:
     tail = 0
     while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
         tail += 1
-    touched: list[int] = []
+    added: list[int] = []
+    removed_at: list[int] = []
     matcher = difflib.SequenceMatcher(None, old[head:len(old) - tail], new[head:len(new) - tail], autojunk=False)
     for tag, _, _, j1, j2 in matcher.get_opcodes():
         j1, j2 = j1 + head, j2 + head
         if tag == "equal":
             continue
         if j2 > j1:
-            touched += [j1 + 1, j2]
+            added += [j1 + 1, j2]
         else:
-            touched += [max(1, j1), max(1, min(len(new), j1 + 1))]
+            removed_at += [max(1, j1), max(1, min(len(new), j1 + 1))]
+    # The lines either side of a removal count only when nothing was added: two swapped lines are
+    # a removal and an addition, and their span is the two lines, as `cases` reads it from its diff.
+    touched = added or removed_at
     return (min(touched), max(touched)) if touched else (1, 1)
 
 
@@ -502,3 +521,580 @@ def _reformats(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
         if spots:
             yield _Edit("reformat", statements[1], tuple((at, at, b"\n") for at in spots),
                         f"{len(spots)} blank line(s) added in `{function_name(statements[1])}`")
+
+
+# ------------------------------------------------------------------ swallowed-exception
+
+TYPED = frozenset({"typescript", "tsx", "java", "go", "rust", "c", "cpp"})
+"""Languages whose compiler checks types: a plant there must still compile, so only same-typed swaps."""
+LOOP_EXITS = EXITS | {"break_statement", "continue_statement"}
+
+
+def _swallowed_exceptions(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+    if lang not in ("javascript", "typescript", "tsx", "java", "cpp"):
+        return
+    for node in _nodes(tree.root_node):
+        if node.type != "catch_clause":
+            continue
+        body = node.child_by_field_name("body")
+        kids = [c for c in body.named_children if "comment" not in c.type and c.type != "empty_statement"] \
+            if body is not None else []
+        if body is None or not kids:
+            continue  # already swallowed
+        try_statement = node.parent
+        if try_statement is None or try_statement.type != "try_statement":
+            continue
+        if lang in ("typescript", "tsx", "java"):
+            # NOTE: these compilers check what an emptied handler breaks: a handler ending in `return`
+            # that was the function's last word leaves "missing return"/TS2366, and a handler assigning
+            # a local leaves it "not definitely assigned". Such handlers are left alone: the plant must
+            # compile and be wrong, not fail to build.
+            later = try_statement.next_named_sibling
+            while later is not None and "comment" in later.type:
+                later = later.next_named_sibling
+            if kids[-1].type in LOOP_EXITS and later is None:
+                continue
+            if any(n.type in ("assignment_expression", "augmented_assignment_expression") for n in _nodes(body)):
+                continue
+        changes = [(body.start_byte, body.end_byte, b"{}")]
+        header = _text(node)[:_text(node).find("{")].strip() if "{" in _text(node) else "catch"
+        description = f"the handler `{header[:60]}` emptied in `{function_name(node)}`"
+        narrow = _narrow_java_type(node) if lang == "java" else None
+        if narrow is not None:
+            changes.append((narrow.start_byte, narrow.end_byte, b"Exception"))
+            description = (f"`{header[:60]}` became `catch (Exception ...) {{}}` (broadened and emptied) "
+                           f"in `{function_name(node)}`")
+        yield _Edit("swallowed-exception", node, tuple(changes), description)
+
+
+def _narrow_java_type(clause: Node) -> Node | None:
+    """The one caught type of a Java catch clause when it is narrower than Exception and can be broadened.
+
+    Broadening is legal only in the try's last catch clause: a later clause would
+    then catch what `Exception` already caught, which javac refuses.
+    """
+    later = clause.next_named_sibling
+    while later is not None and later.type != "catch_clause":
+        later = later.next_named_sibling
+    if later is not None:
+        return None
+    parameter = next((c for c in clause.named_children if c.type == "catch_formal_parameter"), None)
+    caught = next((c for c in parameter.named_children if c.type == "catch_type"), None) if parameter else None
+    types = [c for c in caught.named_children if "comment" not in c.type] if caught is not None else []
+    if len(types) != 1 or types[0].type not in ("type_identifier", "scoped_type_identifier"):
+        return None
+    name = _text(types[0]).rsplit(".", 1)[-1]
+    # An Error (OutOfMemoryError) is not an Exception: broadening it would stop catching it.
+    return types[0] if name.endswith("Exception") and name != "Exception" else None
+
+
+# ------------------------------------------------------------------ wrong-variable
+
+WRONG_VARIABLES_PER_FUNCTION = 2
+"""Candidates per function: the sampler keeps one per function and kind, more would only cost reparses."""
+# Rust: a value of one of these types is copied when read, so reading it instead of another cannot
+# move it (a move would make a later use a compile error, not a wrong value).
+RUST_COPY_TYPES = frozenset({"i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128",
+                             "usize", "f32", "f64", "bool", "char", "&str"})
+LITERAL_TYPES: dict[str, dict[str, str]] = {
+    # The type a literal initializer gives a declaration without one (Go: an untyped constant's default type).
+    "javascript": {"number": "number", "string": "string", "template_string": "string", "true": "boolean",
+                   "false": "boolean"},
+    "go": {"int_literal": "int", "float_literal": "float64", "interpreted_string_literal": "string",
+           "raw_string_literal": "string", "true": "bool", "false": "bool"},
+}
+LITERAL_TYPES["typescript"] = LITERAL_TYPES["tsx"] = LITERAL_TYPES["javascript"]
+WRITES: dict[str, str] = {
+    # node type -> the field (or "*") whose identifier is written, not (only) read
+    "assignment_expression": "left", "augmented_assignment_expression": "left", "compound_assignment_expr": "left",
+    "assignment_statement": "left", "update_expression": "*", "inc_statement": "*", "dec_statement": "*",
+}
+NOT_VALUES: frozenset[tuple[str, str]] = frozenset({
+    # (parent type, field): an identifier there names a member, a callee, a key, a label, not a variable read
+    ("member_expression", "property"), ("selector_expression", "field"), ("field_access", "field"),
+    ("field_expression", "field"), ("call_expression", "function"), ("method_invocation", "name"),
+    ("new_expression", "constructor"), ("pair", "key"), ("field_initializer", "field"),
+    ("macro_invocation", "macro"), ("labeled_statement", "label"), ("goto_statement", "label"),
+})
+
+
+@dataclass(frozen=True)
+class _Local:
+    name: bytes
+    node: Node
+    """The declared identifier."""
+    statement: Node
+    """The declaration: the name is readable after it ends."""
+    scope: Node
+    """The block (or loop, or if with an initializer) the declaration is visible in."""
+    type: str | None
+    """The declared (or literal-given) type, spelled as in the source; None when not given."""
+
+
+def _wrong_variables(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+    for function in _functions(tree):
+        found = [d for d in _declared_locals(function, lang)]
+        if not found:
+            continue
+        bound = _binding_counts(function)
+        # A name bound more than once (shadowed, redeclared, also a parameter or a pattern) is not one variable.
+        by_name = {d.name: d for d in found if bound.get(d.name, 0) == 1}
+        reads = [n for n in _nodes(function) if n.type == "identifier" and n.text in by_name and _is_read(n, function)]
+        made = 0
+        for read in reads:
+            if made >= WRONG_VARIABLES_PER_FUNCTION:
+                break
+            local = by_name[read.text or b""]
+            if not _visible(local, read):
+                continue
+            # Go refuses a variable declared and never read: the swapped read must not be its last.
+            if lang == "go" and sum(1 for r in reads if r.text == read.text) < 2:
+                continue
+            others = [o for o in by_name.values() if o.name != local.name and _visible(o, read)]
+            if lang in TYPED or local.type is not None:
+                pool = [o for o in others if local.type is not None and o.type == local.type]
+                if not pool and lang not in TYPED:
+                    pool = [o for o in others if o.type is None]
+            else:
+                pool = [o for o in others if o.type is None]
+            if not pool:
+                continue
+            other = max(pool, key=lambda o: o.statement.start_byte)  # the latest declared: the likeliest slip
+            made += 1
+            yield _Edit("wrong-variable", read, ((read.start_byte, read.end_byte, other.name),),
+                        f"`{_text(read)}` read as `{treesitter.decode(other.name)}` in `{function_name(read)}`")
+
+
+def _visible(local: _Local, read: Node) -> bool:
+    """Whether `read` sits after the whole declaration of `local`, inside its scope."""
+    if local.statement.end_byte > read.start_byte:
+        return False
+    above = read.parent
+    while above is not None and above != local.scope:
+        above = above.parent
+    return above is not None
+
+
+def _is_read(leaf: Node, function: Node) -> bool:
+    """Whether an identifier of `function` reads a variable: not a declaration, a write, a member or a pattern."""
+    if _inside_function(leaf) != function or symbols.definition_kind(leaf) is not None:
+        return False
+    node = leaf
+    while node.parent is not None and node.parent != function:
+        parent, field = node.parent, treesitter.field_of(node) or ""
+        if (parent.type, field) in NOT_VALUES and node is leaf:
+            return False
+        if parent.type == "keyed_element" and field == "key":  # Go `S{name: v}`: maybe a field
+            return False
+        written = WRITES.get(parent.type)
+        if written is not None and (written == "*" or written == field) and node is leaf:
+            return False
+        if parent.type.endswith("pattern") or parent.type in ("let_condition", "import_statement", "use_declaration"):
+            return False
+        if parent.type.endswith("statement") or parent.type in ("block", "statement_block", "compound_statement"):
+            break
+        node = parent
+    return True
+
+
+def _binding_counts(function: Node) -> dict[bytes, int]:
+    """How many times each name is bound in `function` (nested functions and the parameters included)."""
+    counts: dict[bytes, int] = {}
+    for leaf in _nodes(function):
+        if leaf.type != "identifier":
+            continue
+        kind = symbols.definition_kind(leaf)
+        bound = kind is not None and not (kind == "assignment" and _written(leaf))
+        above = leaf.parent
+        while not bound and above is not None and above != function and not above.type.endswith("statement"):
+            bound = above.type.endswith("pattern")
+            above = above.parent
+        if bound:
+            counts[leaf.text or b""] = counts.get(leaf.text or b"", 0) + 1
+    return counts
+
+
+def _written(leaf: Node) -> bool:
+    """Whether `leaf` is the target of an assignment (`x = v`, `x += v`, Go `x, y = v, w`), not a declaration."""
+    node = leaf
+    while node.parent is not None and node.parent.type == "expression_list":
+        node = node.parent
+    parent = node.parent
+    return parent is not None and WRITES.get(parent.type) in ("*", treesitter.field_of(node))
+
+
+def _declared_locals(function: Node, lang: str) -> Iterator[_Local]:
+    """The plain variables declared (with a value) by declaration statements of `function` itself."""
+    for statement in _nodes(function):
+        if statement.type not in DECLARATIONS or _inside_function(statement) != function:
+            continue
+        scope = statement.parent
+        if scope is not None and scope.type in ("for_clause", "condition_clause", "statement_list"):
+            scope = scope.parent
+        if scope is None:
+            continue
+        for name, declared, value in _declarators(statement, lang):
+            if value is None and lang != "go":  # Go's zero value is a value; elsewhere unset is no swap
+                continue
+            if declared is None and value is not None:
+                declared = LITERAL_TYPES.get(lang, {}).get(value.type)
+            if lang == "rust" and declared not in RUST_COPY_TYPES:
+                declared = None
+            if lang == "rust" and declared is None:
+                continue
+            yield _Local(name.text or b"", name, statement, scope, declared)
+
+
+def _declarators(statement: Node, lang: str) -> Iterator[tuple[Node, str | None, Node | None]]:
+    """(identifier, declared type or None, value or None) for each plain name `statement` declares."""
+    kind = statement.child_by_field_name("type")
+    if statement.type in ("lexical_declaration", "variable_declaration"):                 # JS, TS
+        for d in statement.named_children:
+            name, annotation = d.child_by_field_name("name"), d.child_by_field_name("type")
+            if d.type == "variable_declarator" and name is not None and name.type == "identifier":
+                spelled = _text(annotation).lstrip(":").strip() if annotation is not None else None
+                yield name, spelled, d.child_by_field_name("value")
+    elif statement.type == "short_var_declaration":                                      # Go
+        left, right = statement.child_by_field_name("left"), statement.child_by_field_name("right")
+        names = left.named_children if left is not None else []
+        values = right.named_children if right is not None else []
+        if len(names) == len(values):
+            for name, value in zip(names, values, strict=True):
+                if name.type == "identifier":
+                    yield name, None, value
+    elif statement.type == "var_declaration":                                            # Go
+        specs = [c for c in statement.named_children if c.type == "var_spec"]
+        specs += [s for c in statement.named_children if c.type == "var_spec_list" for s in c.named_children
+                  if s.type == "var_spec"]
+        for spec in specs:
+            names = [c for i, c in enumerate(spec.children) if spec.field_name_for_child(i) == "name"]
+            spec_type = spec.child_by_field_name("type")
+            assigned = spec.child_by_field_name("value")
+            values = assigned.named_children if assigned is not None else []
+            for i, name in enumerate(names):
+                v = values[i] if len(values) == len(names) else None
+                if spec_type is None and v is None:
+                    continue
+                yield name, _text(spec_type) if spec_type is not None else None, v
+    elif statement.type == "local_variable_declaration" and kind is not None:            # Java
+        spelled = None if _text(kind) == "var" else _text(kind)
+        for d in statement.named_children:
+            name = d.child_by_field_name("name")
+            if d.type == "variable_declarator" and name is not None and d.child_by_field_name("dimensions") is None:
+                yield name, spelled, d.child_by_field_name("value")
+    elif statement.type == "let_declaration":                                            # Rust
+        pattern = statement.child_by_field_name("pattern")
+        if pattern is not None and pattern.type == "identifier":
+            yield pattern, _text(kind).replace(" ", "") if kind is not None else None, \
+                statement.child_by_field_name("value")
+    elif statement.type == "declaration" and kind is not None:                           # C, C++
+        if kind.type in ("placeholder_type_specifier", "auto") or "auto" in _text(kind).split():
+            return
+        for i, d in enumerate(statement.children):
+            if statement.field_name_for_child(i) != "declarator":
+                continue
+            initial = d.child_by_field_name("value") if d.type == "init_declarator" else None
+            inner = d.child_by_field_name("declarator") if d.type == "init_declarator" else d
+            stars = ""
+            while inner is not None and inner.type == "pointer_declarator":
+                stars += "*"
+                inner = inner.child_by_field_name("declarator")
+            if inner is not None and inner.type == "identifier":
+                yield inner, _text(kind) + stars, initial
+
+
+# ------------------------------------------------------------------ stale-callers
+
+# A new first parameter, with its type per language: a plain value anyone would add.
+FRESH_PARAMETERS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("limit", {"typescript": "number", "tsx": "number", "go": "int", "java": "int"}),
+    ("strict", {"typescript": "boolean", "tsx": "boolean", "go": "bool", "java": "boolean"}),
+    ("retries", {"typescript": "number", "tsx": "number", "go": "int", "java": "int"}),
+    ("verbose", {"typescript": "boolean", "tsx": "boolean", "go": "bool", "java": "boolean"}),
+)
+REST_PARAMETERS = frozenset({"rest_pattern", "variadic_parameter_declaration", "spread_parameter"})
+
+
+def _stale_callers(tree: Tree, data: bytes, lang: str, path: str,
+                   callers: Callable[[str, str], Sequence[CallSite]] | None) -> Iterator[_Edit]:
+    """A top-level function gains a required first parameter; its calls in other files are left as they were."""
+    if callers is None or lang not in ("javascript", "typescript", "tsx", "go", "java"):
+        return
+    for function in _top_level_functions(tree, path, lang):
+        name = function.child_by_field_name("name")
+        parameters = function.child_by_field_name("parameters")
+        if name is None or parameters is None or parameters.child_count == 0 or parameters.children[0].type != "(":
+            continue
+        params = [p for p in parameters.named_children if "comment" not in p.type]
+        # A variadic function would take the old first argument into the new parameter or its rest
+        # (`f(1, 2)` still compiles): the calls would not all be broken.
+        if any(p.type in REST_PARAMETERS or p.child_by_field_name("pattern") is not None
+               and p.child_by_field_name("pattern").type == "this" for p in params):  # type: ignore[union-attr]
+            continue
+        sites = tuple(sorted({c.site for c in callers(_text(name), path) if not c.starred},
+                             key=lambda s: (s.path, s.line)))
+        if not sites:
+            continue
+        fresh = next(((p, types) for p, types in FRESH_PARAMETERS if p.encode() not in (function.text or b"")), None)
+        if fresh is None:
+            continue
+        word, types = fresh
+        typed = {"go": f"{word} {types.get(lang)}", "java": f"{types.get(lang)} {word}"}.get(
+            lang, f"{word}: {types[lang]}" if lang in types else word)
+        insert = typed + (", " if params else "")
+        at = parameters.children[0].end_byte
+        count = f"{len(sites)} call{'s' if len(sites) != 1 else ''}"
+        yield _Edit("stale-callers", function, ((at, at, insert.encode()),),
+                    f"`{function_name(function)}` gained a required parameter `{word}`; {count} in other files "
+                    f"not updated", sites)
+
+
+def _top_level_functions(tree: Tree, path: str, lang: str) -> Iterator[Node]:
+    """Functions callable from other files by name: JS/TS top-level functions, Go functions (not methods),
+    the static methods of a Java file's top-level class named as the file, each without an overload."""
+    root = tree.root_node
+    if lang == "java":
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        for cls in root.named_children:
+            name, body = cls.child_by_field_name("name"), cls.child_by_field_name("body")
+            if cls.type != "class_declaration" or name is None or name.text != stem.encode() or body is None:
+                continue
+            methods = [m for m in body.named_children if m.type == "method_declaration"]
+            spelled = [m.child_by_field_name("name").text for m in methods]  # type: ignore[union-attr]
+            for m, n in zip(methods, spelled, strict=True):
+                modifiers = next((c for c in m.named_children if c.type == "modifiers"), None)
+                words = [c.type for c in modifiers.children] if modifiers is not None else []
+                if "static" in words and "private" not in words and spelled.count(n) == 1:
+                    yield m
+        return
+    for node in root.named_children:
+        if node.type == "export_statement":
+            node = node.child_by_field_name("declaration") or node
+        if node.type == "function_declaration":
+            yield node
+
+
+@dataclass(frozen=True)
+class _Call:
+    name: str
+    qualifier: str | None
+    """`ns` of `ns.f(...)`, `Util` of `Util.f(...)`; None for a plain `f(...)`."""
+    line: int
+    positional: int
+    starred: bool
+
+
+@dataclass(frozen=True)
+class CallIndex:
+    """What the callers search needs of one file: its package, its imports and its calls (no tree kept)."""
+
+    path: str
+    family: str
+    """Files that can call each other: "js" (JavaScript and TypeScript), "go", "java"."""
+    package: str | None
+    """The Go package name or the Java package; None in JavaScript."""
+    imports: tuple[tuple[str, str, str], ...]
+    """(imported name, bound name, source): JS `import {a as b} from "./m"` -> ("a", "b", "./m"), a default
+    import ("default", name, ...) and a namespace ("*", ns, ...); Go ("", alias or "", path); Java
+    ("", "static" or "", dotted name)."""
+    calls: dict[str, tuple[_Call, ...]]
+    """The calls by the called name."""
+
+
+FAMILIES = {"javascript": "js", "typescript": "js", "tsx": "js", "go": "go", "java": "java"}
+
+
+def call_index(path: str, text: str) -> CallIndex | None:
+    """The calls and imports of a JavaScript/TypeScript, Go or Java file; None for another or a broken file."""
+    lang = treesitter.language(path)
+    family = FAMILIES.get(lang or "")
+    tree = treesitter.parse(path, text) if family else None
+    if tree is None or family is None:
+        return None
+    package: str | None = None
+    imports: list[tuple[str, str, str]] = []
+    calls: dict[str, list[_Call]] = {}
+    for node in _nodes(tree.root_node):
+        t = node.type
+        if t == "package_clause":
+            package = _text(node.named_children[0]) if node.named_children else None
+        elif t == "package_declaration":
+            package = next((_text(c) for c in node.named_children if "identifier" in c.type), None)
+        elif t == "import_statement" and family == "js":
+            source = node.child_by_field_name("source")
+            clause = next((c for c in node.named_children if c.type == "import_clause"), None)
+            if source is None or clause is None:
+                continue
+            spec = _text(source)[1:-1]
+            for n in _nodes(clause):
+                if n.type == "import_specifier":
+                    imported, alias = n.child_by_field_name("name"), n.child_by_field_name("alias")
+                    if imported is not None:
+                        imports.append((_text(imported), _text(alias or imported), spec))
+                elif n.type == "identifier" and n.parent == clause:
+                    imports.append(("default", _text(n), spec))
+                elif n.type == "identifier" and n.parent is not None and n.parent.type == "namespace_import":
+                    imports.append(("*", _text(n), spec))
+        elif t == "import_spec":
+            spec_path, alias = node.child_by_field_name("path"), node.child_by_field_name("name")
+            if spec_path is not None:
+                imports.append(("", _text(alias) if alias is not None else "", _text(spec_path).strip('"`')))
+        elif t == "import_declaration" and family == "java":
+            dotted = next((c for c in node.named_children if "identifier" in c.type), None)
+            static = any(c.type == "static" for c in node.children)
+            wildcard = any(c.type == "asterisk" for c in node.named_children)
+            if dotted is not None:
+                imports.append(("", "static" if static else "", _text(dotted) + (".*" if wildcard else "")))
+        elif t in ("call_expression", "method_invocation"):
+            call = _call_of(node)
+            if call is not None:
+                calls.setdefault(call.name, []).append(call)
+    return CallIndex(path, family, package, tuple(imports), {k: tuple(v) for k, v in calls.items()})
+
+
+def _call_of(node: Node) -> _Call | None:
+    if node.type == "method_invocation":                                                 # Java
+        callee, qualifier = node.child_by_field_name("name"), node.child_by_field_name("object")
+    else:
+        callee, qualifier = node.child_by_field_name("function"), None
+        if callee is not None and callee.type in ("member_expression", "selector_expression"):
+            qualifier = callee.child_by_field_name("object") or callee.child_by_field_name("operand")
+            callee = callee.child_by_field_name("property") or callee.child_by_field_name("field")
+    arguments = node.child_by_field_name("arguments")
+    if callee is None or arguments is None or (qualifier is not None and qualifier.type != "identifier"):
+        return None
+    args = [a for a in arguments.named_children if "comment" not in a.type]
+    starred = any(a.type in ("spread_element", "variadic_argument") for a in args)
+    return _Call(_text(callee), _text(qualifier) if qualifier is not None else None, callee.start_point.row + 1,
+                 len(args), starred)
+
+
+def call_sites(name: str, target: CallIndex, others: Sequence[CallIndex]) -> tuple[CallSite, ...]:
+    """The calls, in `others`, of the top-level function `name` of `target`'s file, as its language binds them.
+
+    JavaScript/TypeScript: a name imported from the file by a relative path (or a
+    namespace import of it, `ns.name(...)`); Go: a plain call from another file of the
+    same directory and package, or `pkg.Name(...)` where the file imports a path
+    ending in the directory; Java: `Class.name(...)` from the same package or a file
+    importing the class (or its package), and `name(...)` after `import static`.
+    """
+    directory = target.path.rsplit("/", 1)[0] if "/" in target.path else ""
+    stem = target.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    sites: set[CallSite] = set()
+    for other in others:
+        if other.family != target.family or other.path == target.path:
+            continue
+        sites.update(CallSite(other.path, c.line, c.positional, c.starred, None)
+                     for c in _calls_of(name, target, directory, stem, other))
+    return tuple(sorted(sites, key=lambda s: (s.path, s.line, s.positional)))
+
+
+def _calls_of(name: str, target: CallIndex, directory: str, stem: str, other: CallIndex) -> Iterator[_Call]:
+    other_dir = other.path.rsplit("/", 1)[0] if "/" in other.path else ""
+    if target.family == "js":
+        for imported, bound, spec in other.imports:
+            if not _resolves_to(other_dir, spec, target.path):
+                continue
+            # NOTE: `import {name as other}` is left out: the sites are confirmed by the name's calls.
+            if imported == name and bound == name:
+                yield from (c for c in other.calls.get(name, ()) if c.qualifier is None)
+            elif imported == "*":
+                yield from (c for c in other.calls.get(name, ()) if c.qualifier == bound)
+    elif target.family == "go":
+        calls = other.calls.get(name, ())
+        if other_dir == directory and other.package == target.package:
+            yield from (c for c in calls if c.qualifier is None)
+        last = directory.rsplit("/", 1)[-1]
+        for _, alias, spec in other.imports:
+            if directory and (spec == directory or spec.endswith("/" + directory)):
+                yield from (c for c in calls if c.qualifier == (alias or last))
+    else:
+        calls = other.calls.get(name, ())
+        qualified = f"{target.package}.{stem}" if target.package else stem
+        if other.package == target.package or any(
+                spec in (qualified, f"{target.package}.*") for _, static, spec in other.imports if not static):
+            yield from (c for c in calls if c.qualifier == stem)
+        if any(static and spec in (f"{qualified}.{name}", f"{qualified}.*") for _, static, spec in other.imports):
+            yield from (c for c in calls if c.qualifier is None)
+
+
+def _resolves_to(directory: str, spec: str, path: str) -> bool:
+    """Whether the relative module specifier `spec`, imported from `directory`, names the file `path`."""
+    if not spec.startswith("./") and not spec.startswith("../"):
+        return False
+    parts = [p for p in directory.split("/") if p]
+    for part in spec.split("/"):
+        if part == "..":
+            if not parts:
+                return False
+            parts.pop()
+        elif part not in (".", ""):
+            parts.append(part)
+    joined = "/".join(parts)
+    base = path.rsplit(".", 1)[0]
+    # `./cart`, `./cart.js` (TypeScript's ESM spelling of cart.ts) and `./cart/` for cart/index.ts.
+    candidates = {joined, joined.rsplit(".", 1)[0] if "." in joined.rsplit("/", 1)[-1] else joined,
+                  joined + "/index"}
+    return base in candidates
+
+
+# ------------------------------------------------------------------ reorder-imports
+
+def _reordered_imports(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+    """Two adjacent imports swapped, each whole on its own lines.
+
+    Why behaviour is unchanged, per language:
+    - Java `import` and Rust `use` only bring names into scope at compile time: they run nothing,
+      and a name cannot be imported twice, so their order means nothing;
+    - Go: since Go 1.21 packages are initialised in the order of their import paths, not of the
+      import specs, and gofmt itself sorts the specs of a group; blank (`_`) and dot imports,
+      imported for their side effects or names, are not moved;
+    - JavaScript/TypeScript: the modules are evaluated in import order, which matters for modules
+      imported for their side effects; so only `import ... from` statements of two different
+      modules binding names are swapped, never a bare `import "x"` (the form a polyfill or a
+      stylesheet is imported in), which is what sort-imports fixers do too.
+    """
+    if lang in ("javascript", "typescript", "tsx"):
+        pairs = _pairs(tree.root_node, "import_statement")
+    elif lang == "java":
+        pairs = _pairs(tree.root_node, "import_declaration")
+    elif lang == "rust":
+        pairs = _pairs(tree.root_node, "use_declaration")
+    elif lang == "go":
+        lists = [n for n in _nodes(tree.root_node) if n.type == "import_spec_list"]
+        pairs = [pair for spec_list in lists for pair in _pairs(spec_list, "import_spec")]
+    else:
+        return
+    for a, b in pairs:
+        if not (_alone(data, a) and _alone(data, b)) or b.start_point.row != a.end_point.row + 1:
+            continue
+        if lang in ("javascript", "typescript", "tsx"):
+            sources = [n.child_by_field_name("source") for n in (a, b)]
+            clauses = [any(c.type == "import_clause" for c in n.named_children) for n in (a, b)]
+            if not all(clauses) or None in sources or sources[0].text == sources[1].text:  # type: ignore[union-attr]
+                continue
+        if lang == "go" and any(n.child_by_field_name("name") is not None
+                                and n.child_by_field_name("name").type in ("blank_identifier", "dot")  # type: ignore[union-attr]
+                                for n in (a, b)):
+            continue
+        if lang == "rust":
+            before = a.prev_named_sibling
+            if before is not None and before.type == "attribute_item":  # `#[cfg(..)]` belongs to `a`
+                continue
+        yield _Edit("reorder-imports", a, ((a.start_byte, a.end_byte, b.text or b""),
+                                           (b.start_byte, b.end_byte, a.text or b"")),
+                    f"`{_text(a)[:50]}` and `{_text(b)[:50]}` swapped")
+
+
+def _pairs(parent: Node, kind: str) -> list[tuple[Node, Node]]:
+    """Neighbouring children of `parent` of type `kind`, nothing but whitespace between them."""
+    kids = [c for c in parent.named_children]
+    return [(a, b) for a, b in itertools.pairwise(kids) if a.type == kind and b.type == kind]
+
+
+def _alone(data: bytes, node: Node) -> bool:
+    """Whether `node` has its lines to itself (no comment or code before or after it on them)."""
+    line_start = data.rfind(b"\n", 0, node.start_byte) + 1
+    line_end = data.find(b"\n", node.end_byte)
+    line_end = len(data) if line_end == -1 else line_end
+    return not data[line_start:node.start_byte].strip() and not data[node.end_byte:line_end].strip()
