@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from .. import config as config_mod
+from .. import lazy
 from .. import progress as progress_mod
 from ..audit.cli import FiniteFloatRange
 from ..audit.plan import private_dir
@@ -119,6 +120,8 @@ def run_command(dry_run: bool, min_severity: str, output_dir: Path | None, fmt: 
         click.echo(render_plan_json(p) if fmt == "json" else render_plan_text(p))
         refusal = runner.over_budget(p, s.max_cost)
         return _refused(refusal) if refusal else EXIT_OK
+    # The SDK's import (a second or more) overlaps planning the cases, whose git calls let it run.
+    lazy.warm("anthropic")
     stopping = threading.Event()
     caught: list[int] = []
 
