@@ -35,7 +35,7 @@ from ..audit.plan import OWN_DIR, private_dir
 from ..config import Config
 from ..deadline import Deadline
 from ..errors import ReviewerError, UsageError
-from ..models import Diff, Finding
+from ..models import Diff, Finding, Usage
 from ..models import Plan as ReviewPlan
 from ..progress import Progress
 from ..redact import redact
@@ -191,8 +191,9 @@ def batch_estimate(parsed: Diff, config: Config) -> ReviewPlan:
     """The per-file pass alone, at batch prices (the cross-file and later passes are not run in batch mode)."""
     full = engine.plan(parsed, config.with_overrides(tools=False), view=None)
     calls = tuple(c for c in full.calls if c.pass_name == "per_file")
-    usage = full.usage.__class__(sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls))
-    costs = [pricing.cost(c.model, usage.__class__(c.input_tokens, c.output_tokens), batch=True) for c in calls]
+    # Uncached: a batch's requests may or may not read a cache entry, so the estimate assumes none.
+    usage = Usage(sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls))
+    costs = [pricing.cost(c.model, Usage(c.input_tokens, c.output_tokens), batch=True) for c in calls]
     cost = None if any(c is None for c in costs) else round(sum(c for c in costs if c is not None), 6)
     return ReviewPlan(full.reviewed, full.skipped, calls, usage, cost, ())
 
