@@ -409,3 +409,30 @@ def test_a_state_folder_that_cannot_be_made_is_one_line_and_exit_2(shop: Path, a
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot" in err[0] and "Traceback" not in err[0], err
     assert anthropic_emu.requests == []
+
+
+def test_batch_a_case_whose_request_always_errors_is_listed_with_its_reason_and_sent_again_next_run(
+        shop: Path, anthropic_emu, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("REVIEWER_AUDIT_POLL_SECONDS", "0.02")
+    monkeypatch.setenv("REVIEWER_AUDIT_SETTLE_SECONDS", "0.2")
+    anthropic_emu.batch_processing_seconds = 0.05
+    p = _plan(shop)
+    catch, noise, strays = choose(p)
+    anthropic_emu.responder = Judge(p.cases.cases, catch, noise, strays)
+    broken = p.cases.planted[-1]
+    anthropic_emu.batch_outcome = lambda custom_id, params: "errored" if custom_id.startswith(broken.id) else None
+    out_dir = tmp_path / "out"
+    args = ["eval", "run", "--batch", "--repo-dir", str(shop), *ARGS, "--output-dir", str(out_dir), "--timeout", "60"]
+    assert main(args) == 0
+    doc = _report(out_dir)
+    [excluded] = doc["excluded"]
+    assert excluded["case"] == broken.id and excluded["status"] == "failed" and excluded["reason"]
+    assert doc["summary"]["cases"]["scored_planted"] == len(p.cases.planted) - 1
+    # The next run sends only that case again; it answers now.
+    anthropic_emu.batch_outcome = None
+    before = sum(anthropic_emu.custom_id_submissions.values())
+    assert main(args) == 0
+    sent = [c for c in anthropic_emu.custom_id_submissions if c.startswith(broken.id)]
+    assert sum(anthropic_emu.custom_id_submissions.values()) - before <= 2 and sent
+    assert _report(out_dir)["excluded"] == []
+    capsys.readouterr()

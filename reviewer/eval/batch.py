@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import findings as findings_mod
 from .. import pull_request as pull_request_mod
-from ..audit import collect, submit
+from ..audit import collect
 from ..audit import runner as audit_runner
 from ..audit.state import Run, Store, now, pack, translated
 from ..client import Prefix
@@ -35,7 +34,11 @@ from ..deadline import Deadline
 from ..passes import per_file
 from ..progress import Progress
 from ..redact import redact
+from ..source import env_seconds
 from .models import Case, CaseOutcome
+
+if TYPE_CHECKING:  # runner imports this module when --batch is given: no import at run time
+    from .runner import EvalPlan, RunOutcome, Settings
 
 CANARY = 2
 """Requests sent synchronously and checked before any batch (the audit's canary)."""
@@ -70,7 +73,8 @@ def _source(case: Case) -> Any:
     return case_source(case, "")
 
 
-def run(s: Any, p: Any, folder: Path, progress: Progress, deadline: Deadline, started: str) -> Any:
+def run(s: Settings, p: EvalPlan, folder: Path, progress: Progress, deadline: Deadline,
+        started: str) -> RunOutcome:
     """Send (or continue sending) the plan's pending cases; record every finished case in the journal."""
     from .runner import RunOutcome, _Journal, load_outcomes
 
@@ -80,14 +84,18 @@ def run(s: Any, p: Any, folder: Path, progress: Progress, deadline: Deadline, st
     by_id = {c.id: c for c in p.cases.cases}
     audit_settings = audit_runner.Settings(
         repo_dir=s.repo_dir, state_path=state_path, config=s.config, wait=True, timeout=s.timeout,
-        poll_seconds=float(os.environ.get("REVIEWER_AUDIT_POLL_SECONDS", "10")),
+        poll_seconds=env_seconds("REVIEWER_AUDIT_POLL_SECONDS", 10.0, positive=True),
     )
+
+    failed: list[CaseOutcome] = []
 
     def finish(store: Store, run: Run) -> audit_runner.Outcome:
         outcomes = _outcomes(store, run, by_id, s.config)
         for o in outcomes:
             if o.status == "done":
                 journal.add(o)
+            else:
+                failed.append(o)  # reported with its reason; sent again by the next run
         collect.finish(store, run, {"cases": len(outcomes)})
         return audit_runner.Outcome("completed", f"{len(outcomes)} case(s) answered", store.run(run.id))
 
@@ -111,8 +119,10 @@ def run(s: Any, p: Any, folder: Path, progress: Progress, deadline: Deadline, st
         if done.status != "completed":
             status, message = "incomplete", redact(done.message)
     outcomes = {o.case_id: o for o in load_outcomes(folder)}
+    for o in failed:
+        outcomes.setdefault(o.case_id, o)
     ordered = tuple(outcomes[c.id] for c in p.cases.cases if c.id in outcomes)
-    left = len(p.cases.cases) - len(ordered)
+    left = len(p.cases.cases) - sum(1 for o in ordered if o.status == "done")
     if left and status == "completed":
         status = "incomplete"
     summary = f"{len(ordered)} of {len(p.cases.cases)} case(s) reviewed through the Batches API"
@@ -173,5 +183,3 @@ def _outcomes(store: Store, run: Run, cases: dict[str, Case], config: Config) ->
         out.append(CaseOutcome(case.id, "done", found, tokens_in, tokens_out, cost, 0.0, None, "batch", False))
     return out
 
-
-__all__ = ["run", "requests_of", "submit"]
