@@ -147,13 +147,13 @@ int Grid::cell(const std::vector<int> &cells, int row, int width = 8) {
 
 EXPECTED_KINDS = {
     "src/cart.js": {"inverted-condition", "off-by-one", "swapped-arguments", "changed-default", "removed-guard",
-                    "wrong-variable", "rename-local", "reformat"},
+                    "wrong-variable", "rename-local", "reformat", "extract-constant"},
     "web/user.ts": {"inverted-condition", "swapped-arguments", "changed-default", "removed-guard", "rename-local",
-                    "reformat"},
+                    "reformat", "extract-constant"},
     "store/store.go": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "wrong-variable",
-                       "rename-local", "reformat"},
+                       "rename-local", "reformat", "extract-constant"},
     "src/main/java/a/Account.java": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard",
-                                     "rename-local", "reformat"},
+                                     "rename-local", "reformat", "extract-constant"},
     "src/stack.rs": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "rename-local",
                      "reformat"},
     "lib/list.c": {"inverted-condition", "off-by-one", "swapped-arguments", "removed-guard", "wrong-variable",
@@ -272,6 +272,44 @@ int Loader::load(const Source &source, int first, int last) {
     }
 }
 """, {"swallowed-exception", "wrong-variable"}),
+    "src/main/java/a/Reader.java": ("""\
+package a;
+
+import java.nio.file.Files;
+
+public class Reader {
+    public static String first(Path path, int skip) throws IOException {
+        try (var in = Files.newBufferedReader(path)) {
+            String line = in.readLine();
+            return line == null ? "empty file" : line.substring(skip);
+        }
+    }
+}
+""", {"resource-not-closed", "extract-constant"}),
+    "store/read.go": ("""\
+package store
+
+import "os"
+
+func Read(name string) ([]byte, error) {
+\tf, err := os.Open(name)
+\tif err != nil {
+\t\treturn nil, err
+\t}
+\tdefer f.Close()
+\treturn readAll(f, 4096, "read file")
+}
+""", {"resource-not-closed", "extract-constant"}),
+    "src/name.rs": ("""\
+//! Names.
+use std::fmt;
+
+pub fn label(n: usize) -> String {
+    let width = 12usize;
+    println!("label {}", n);
+    join("unnamed", n + width, 100)
+}
+""", {"extract-constant"}),
 }
 
 
@@ -314,6 +352,45 @@ def shape(node: Node) -> list[str]:
 
 def identifiers(node: Node) -> list[str]:
     return [treesitter.decode(n.text or b"") for n in treesitter.walk(node) if n.type == "identifier"]
+
+
+def leaves(node: Node) -> list[tuple[str, bytes]]:
+    return [(n.type, n.text or b"") for n in treesitter.walk(node) if n.child_count == 0]
+
+
+DECLARED_CONSTANTS = frozenset({"lexical_declaration", "const_declaration", "field_declaration", "const_item"})
+
+
+def inline_constant(path: str, old_root: Node, new: bytes, m: Mutant) -> tuple[int, int]:
+    """Checks that the new tree, with its one new constant inlined back and its declaration dropped, is the
+    old one, leaf for leaf; (start of the declaration, end of the literal's one use) in `new`."""
+    new_tree = treesitter.parse(path, new)
+    assert new_tree is not None
+    old_declarations = {n.text for n in treesitter.walk(old_root) if n.type in DECLARED_CONSTANTS}
+    added = [n for n in treesitter.walk(new_tree.root_node)
+             if n.type in DECLARED_CONSTANTS and n.text not in old_declarations]
+    assert len(added) == 1
+    declaration = added[0]
+    names = [n for n in treesitter.walk(declaration) if n.type == "identifier"]
+    assert len(names) == 1
+    name = names[0].text or b""
+    assert name not in (old_root.text or b"")
+    value = declaration.text.rstrip(b";").split(b" = ", 1)[1]  # type: ignore[union-attr]
+    uses = [n for n in treesitter.walk(new_tree.root_node) if n.type == "identifier" and n.text == name
+            and not (declaration.start_byte <= n.start_byte < declaration.end_byte)]
+    assert len(uses) == 1
+    use = uses[0]
+    if path.endswith(".java"):
+        assert declaration.text.startswith(b"private static final String ") and value.startswith(b'"')  # type: ignore[union-attr]
+    if path.endswith(".rs"):
+        kind = declaration.child_by_field_name("type")
+        assert kind is not None and (kind.text == b"&str" or value.endswith(kind.text or b"?"))
+    inlined = new[:declaration.start_byte] + new[declaration.end_byte:use.start_byte] + value + new[use.end_byte:]
+    inlined_tree = treesitter.parse(path, inlined)
+    assert inlined_tree is not None and not inlined_tree.root_node.has_error
+    assert leaves(inlined_tree.root_node) == leaves(old_root)
+    line_start = new.rfind(b"\n", 0, declaration.start_byte) + 1
+    return line_start, use.end_byte
 
 
 def check(path: str, old_text: str, m: Mutant) -> None:
@@ -428,6 +505,43 @@ def check(path: str, old_text: str, m: Mutant) -> None:
         a, b = grown[0]
         assert len(b.named_children) == len(a.named_children) + 1
         assert [c.text for c in b.named_children[1:]] == [c.text for c in a.named_children]
+    elif m.kind == "resource-not-closed" and path.endswith(".go"):
+        # The old text without the whole line of one `defer x.Close()` that follows the opening of `x`.
+        defers = [n for n in treesitter.walk(old_tree.root_node) if n.type == "defer_statement"
+                  and (n.text or b"").endswith(b".Close()")]
+        lines = old.splitlines(keepends=True)
+        dropped = [n for n in defers if b"".join(lines[:n.start_point.row] + lines[n.end_point.row + 1:]) == new]
+        assert len(dropped) == 1
+        root = (dropped[0].text or b"").split()[1].split(b".")[0]
+        opener = mt._previous_statement(dropped[0])
+        if opener is not None and opener.type == "if_statement":
+            opener = mt._previous_statement(opener)
+        assert opener is not None and root in [c.text for c in opener.child_by_field_name("left").named_children]  # type: ignore[union-attr]
+        start = new_end = len(b"".join(lines[:dropped[0].start_point.row]))
+    elif m.kind == "resource-not-closed":
+        # Java: one try-with-resources fewer; its resource declared in its place, then its statements.
+        tries = [n for n in treesitter.walk(old_tree.root_node) if n.type == "try_with_resources_statement"]
+        assert len(tries) - 1 == sum(1 for n in treesitter.walk(new_tree.root_node)
+                                     if n.type == "try_with_resources_statement")
+        gone = [t for t in tries if node_at(new_tree.root_node, t.start_byte, t.start_byte + 1).type != "try"]
+        assert len(gone) == 1
+        resource = gone[0].child_by_field_name("resources").named_children[0]  # type: ignore[union-attr]
+        body = gone[0].child_by_field_name("body")
+        assert body is not None
+        declaration = node_at(new_tree.root_node, gone[0].start_byte, gone[0].start_byte + 1)
+        while declaration.type != "local_variable_declaration":
+            assert declaration.parent is not None
+            declaration = declaration.parent
+        assert declaration.text == (resource.text or b"") + b";"
+        after, moved = declaration.next_named_sibling, []
+        for statement in body.named_children:
+            assert after is not None and shape(after) == shape(statement)
+            assert after.text is not None and after.text.split() == (statement.text or b"").split()
+            moved.append(after)
+            after = after.next_named_sibling
+        new_end = moved[-1].end_byte
+    elif m.kind == "extract-constant":
+        start, new_end = inline_constant(path, old_tree.root_node, new, m)
     else:
         raise AssertionError(f"unexpected kind {m.kind}")
     # start/end: the lines of new_text the change touched (around it, for a pure removal).
@@ -608,3 +722,54 @@ def test_stale_callers_in_a_repository_names_the_calls_each_language_binds(tmp_p
         "store/price.go": [("cmd/main.go", 6), ("store/cart.go", 4)],
         "src/a/Price.java": [("src/b/Use.java", 7)],  # c.Other neither imports a.Price nor shares its package
     }, plan.notes
+
+
+def test_resources_are_left_open_only_where_the_result_compiles_and_leaks() -> None:
+    def unclosed(path: str, text: str) -> list[Mutant]:
+        assert mt.parses(path, text)
+        return [m for m in mt.mutants(path, text) if m.kind == "resource-not-closed"]
+
+    java = ("class A {\n    int f(Path p) throws IOException {\n        try (var in = open(p)) {\n"
+            "            return in.read();\n        }{catch}\n    }\n}\n")
+    assert len(unclosed("A.java", java.replace("{catch}", ""))) == 1
+    # A catch needs the try; a name the body declares, met again after the try, would be declared twice.
+    assert not unclosed("A.java", java.replace("{catch}", " catch (IOException e) {\n            return -1;\n"
+                                                            "        }"))
+    again = ("class A {\n    void f(Path p) throws IOException {\n        try (var in = open(p)) {\n"
+             "            int n = in.read();\n        }\n        int n = 0;\n    }\n}\n")
+    assert not unclosed("A.java", again)
+    go = ("package p\n\nfunc f(name string) error {\n\tf, err := os.Open(name)\n\tif err != nil {\n\t\treturn err\n"
+          "\t}\n\tdefer f.Close()\n{use}\treturn nil\n}\n")
+    assert len(unclosed("a.go", go.replace("{use}", "\tuse(f)\n"))) == 1
+    # `f` read nowhere else: without the defer Go refuses it as declared and not used.
+    assert not unclosed("a.go", go.replace("{use}", ""))
+    # Not right after the statement that opened it.
+    later = "package p\n\nfunc f(g *G) {\n\tg.Start()\n\tdefer g.Close()\n\tuse(g)\n}\n"
+    assert not unclosed("a.go", later)
+    assert not unclosed("a.ts", "export async function f() {\n  const h = await open('x');\n  try {\n"
+                                "    return await h.read();\n  } finally {\n    await h.close();\n  }\n}\n")
+
+
+def test_literals_are_extracted_only_where_the_constant_means_the_same() -> None:
+    def extracted(path: str, text: str) -> list[str]:
+        assert mt.parses(path, text)
+        found = [m for m in mt.mutants(path, text) if m.kind == "extract-constant"]
+        for m in found:
+            check(path, text, m)
+        return [m.description.rsplit("`", 2)[-2] for m in found]
+
+    # Java: strings only (an int constant could change an overload or a narrowing); not in an interface.
+    assert extracted("A.java", "class A {\n    long f() {\n        return g(1000, \"limit\");\n    }\n}\n") == ["LIMIT"]
+    assert not extracted("A.java", "interface A {\n    default String f() {\n        return g(\"limit\");\n    }\n}\n")
+    # Rust: a number without a suffix takes its type from the context; a macro needs a literal; a nested
+    # module does not see the file's items.
+    rust = ("use std::fmt;\n\nfn f() -> u64 {\n    println!(\"value {}\", 10);\n    g(300, 7u64)\n}\n\n"
+            "mod inner {\n    fn h() {\n        g(\"inner text\");\n    }\n}\n")
+    assert extracted("a.rs", rust) == ["LIMIT_7U64"]
+    # JS: a key, a type or a case label is not a value; a classic script shares its top-level scope.
+    ts = ('import { a } from "./a";\n\nexport function f(x: "left" | "right") {\n'
+          '  switch (x) {\n    case "left":\n      return { "width": 300 };\n  }\n  return a("center");\n}\n')
+    assert extracted("a.ts", ts) == ["LIMIT_300", "CENTER"]
+    assert not extracted("a.js", "function f() {\n  return g(\"center\");\n}\n")
+    # A name the file already holds (here in a comment) is never used.
+    assert not extracted("a.go", "package p\n\n// tooLongText\nfunc f() error {\n\treturn g(\"too long\")\n}\n")

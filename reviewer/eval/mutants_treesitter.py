@@ -19,14 +19,16 @@ Planted kinds:
   (`catch (e) {}`); a narrow Java type in the try's last catch also broadened to `Exception`;
 - stale-callers (JavaScript, TypeScript, Go, Java): a top-level function (Go: not a method; Java: a
   static method of the file's class) gains a required first parameter while `callers(name, path)`
-  names calls of it in other files (`call_index`/`call_sites` are the search `cases` runs for these).
+  names calls of it in other files (`call_index`/`call_sites` are the search `cases` runs for these);
+- resource-not-closed (Java, Go): a one-resource try-with-resources made a plain declaration; a Go
+  `defer x.Close()` right after the opening of `x` removed (why not JS/TS: on `_resources_not_closed`).
 Controls (the behaviour is unchanged):
 - rename-local: a local declared at the top of a function body renamed at each of its identifiers;
 - reformat: blank lines added between statements of a function body;
 - reorder-imports: two adjacent imports swapped (JS/TS `import ... from`, Go specs of one block, Java
-  `import`, Rust `use`; why each is safe is said on `_reordered_imports`).
-
-Not made here: resource-not-closed and extract-constant.
+  `import`, Rust `use`; why each is safe is said on `_reordered_imports`);
+- extract-constant (JS/TS, Go, Java, Rust): a literal of a function moved to a new constant after the
+  imports (Java: first in its class); which literals, and why the meaning is kept, on `_extracted_constants`.
 """
 
 from __future__ import annotations
@@ -135,8 +137,8 @@ def mutants(path: str, text: str, callers: Callable[[str, str], Sequence[CallSit
 
     makers: tuple[Callable[[Tree, bytes, str], Iterator[_Edit]], ...] = (
         _inverted_conditions, _off_by_ones, _swapped_arguments, _changed_defaults, _removed_guards,
-        _wrong_variables, _swallowed_exceptions, stale,
-        _renamed_locals, _reformats, _reordered_imports,
+        _wrong_variables, _swallowed_exceptions, _resources_not_closed, stale,
+        _renamed_locals, _extracted_constants, _reformats, _reordered_imports,
     )
     out: list[Mutant] = []
     seen: set[bytes] = set()
@@ -1098,3 +1100,306 @@ def _alone(data: bytes, node: Node) -> bool:
     line_end = data.find(b"\n", node.end_byte)
     line_end = len(data) if line_end == -1 else line_end
     return not data[line_start:node.start_byte].strip() and not data[node.end_byte:line_end].strip()
+
+
+# ------------------------------------------------------------------ resource-not-closed
+
+def _resources_not_closed(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+    """A resource the language closes by construction, left open.
+
+    Java: a try-with-resources of one declared resource and no catch or finally becomes
+    the declaration followed by its body, one level out; Go: `defer x.Close()` removed
+    where it follows the statement that opened `x` (or that statement's `if err != nil`).
+    NOTE: JavaScript/TypeScript have no such construct the grammars parse: closing is a
+    convention (`finally { x.close() }`, a stream's `end()`, a callback), and `using`
+    declarations (TypeScript 5.2) parse as something else, so no plant there would be sure
+    to leave something open that was closed.
+    """
+    if lang == "java":
+        yield from _java_unclosed(tree, data)
+    elif lang == "go":
+        yield from _go_unclosed(tree, data)
+
+
+def _java_unclosed(tree: Tree, data: bytes) -> Iterator[_Edit]:
+    for node in _nodes(tree.root_node):
+        if node.type != "try_with_resources_statement" or node.parent is None \
+                or node.parent.type not in ("block", "constructor_body"):
+            continue
+        spec, body = node.child_by_field_name("resources"), node.child_by_field_name("body")
+        if spec is None or body is None or any(c.type in ("catch_clause", "finally_clause") for c in node.children):
+            continue
+        resources = [c for c in spec.named_children if "comment" not in c.type]
+        if len(resources) != 1 or resources[0].child_by_field_name("value") is None:
+            continue  # several resources, or a variable declared before the try (Java 9)
+        resource = resources[0]
+        name = resource.child_by_field_name("name")
+        declared = _text(resource)
+        statements = [c for c in body.named_children if "comment" not in c.type]
+        if name is None or "\n" in declared or not statements or not _alone(data, node) \
+                or node.start_point.row != body.start_point.row or body.end_point.row <= body.start_point.row:
+            continue
+        # The header ends at the `{`, the `}` stands alone on its line, and no string spans lines
+        # (a text block's lines are its value: they cannot be re-indented).
+        close_start = body.end_byte - 1
+        close_line = data.rfind(b"\n", 0, close_start) + 1
+        open_line_end = data.find(b"\n", body.start_byte)
+        if data[body.start_byte + 1:open_line_end].strip() or data[close_line:close_start].strip() \
+                or any(n.type in ("string_literal", "text_block") and n.start_point.row != n.end_point.row
+                       for n in _nodes(body)):
+            continue
+        # Out of the try, the resource and the body's locals share the enclosing block: a name
+        # they declare met again later in that block would be declared twice (or rebound).
+        names = {name.text} | {d.child_by_field_name("name").text  # type: ignore[union-attr]
+                               for s in statements if s.type in ("local_variable_declaration", "class_declaration")
+                               for d in ([s] if s.type == "class_declaration" else s.named_children)
+                               if d.child_by_field_name("name") is not None}
+        later = [n for n in _nodes(node.parent) if n.start_byte >= node.end_byte and n.type == "identifier"]
+        if any(n.text in names for n in later):
+            continue
+        outer = _indent(data, node.start_byte)
+        inner = _indent(data, statements[0].start_byte)
+        if not inner.startswith(outer) or inner == outer:
+            continue
+        changes = [(node.start_byte, body.start_byte + 1, f"{declared};".encode())]
+        for row in range(body.start_point.row + 1, body.end_point.row):
+            at = _line_start(data, row, body.start_byte)
+            if data.startswith(inner, at):
+                changes.append((at + len(outer), at + len(inner), b""))
+        line_end = data.find(b"\n", body.end_byte)
+        changes.append((close_line, len(data) if line_end == -1 else line_end + 1, b""))
+        yield _Edit("resource-not-closed", node, tuple(changes),
+                    f"`try ({declared[:60]})` became a plain declaration, never closed, in `{function_name(node)}`")
+
+
+def _indent(data: bytes, offset: int) -> bytes:
+    """The whitespace that starts the line holding `offset`."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    line = data[start:offset]
+    return line[:len(line) - len(line.lstrip())]
+
+
+def _line_start(data: bytes, row: int, near: int) -> int:
+    """The byte offset of line `row` (0-based), counted from `near`, an offset on an earlier line."""
+    at, current = data.rfind(b"\n", 0, near) + 1, data.count(b"\n", 0, near)
+    while current < row:
+        at, current = data.index(b"\n", at) + 1, current + 1
+    return at
+
+
+def _go_unclosed(tree: Tree, data: bytes) -> Iterator[_Edit]:
+    for node in _nodes(tree.root_node):
+        if node.type != "defer_statement" or not _alone(data, node):
+            continue
+        call = next((c for c in node.named_children if c.type == "call_expression"), None)
+        callee = call.child_by_field_name("function") if call is not None else None
+        arguments = call.child_by_field_name("arguments") if call is not None else None
+        field = callee.child_by_field_name("field") if callee is not None else None
+        if callee is None or field is None or field.text != b"Close" or arguments is None \
+                or arguments.named_child_count:
+            continue
+        root = callee.child_by_field_name("operand")  # `f` of `f.Close()`, `resp` of `resp.Body.Close()`
+        while root is not None and root.type == "selector_expression":
+            root = root.child_by_field_name("operand")
+        if root is None or root.type != "identifier":
+            continue
+        opener = _previous_statement(node)
+        if opener is not None and opener.type == "if_statement" and b"nil" in (
+                opener.child_by_field_name("condition").text or b""):  # type: ignore[union-attr]
+            opener = _previous_statement(opener)
+        left = opener.child_by_field_name("left") if opener is not None \
+            and opener.type in ("short_var_declaration", "assignment_statement") else None
+        right = opener.child_by_field_name("right") if opener is not None else None
+        if opener is None or left is None or right is None or root.text not in {c.text for c in left.named_children} \
+                or not any(c.type == "call_expression" for c in right.named_children):
+            continue
+        # Go refuses a variable declared and not used: the name must be read somewhere else too.
+        function = _inside_function(node)
+        body = function.child_by_field_name("body") if function is not None else None
+        reads = [n for n in _nodes(body) if n.type == "identifier" and n.text == root.text
+                 and not (node.start_byte <= n.start_byte < node.end_byte)
+                 and not (left.start_byte <= n.start_byte < left.end_byte)] if body is not None else []
+        if not reads:
+            continue
+        start, end = _whole_lines(data, node.start_byte, node.end_byte)
+        yield _Edit("resource-not-closed", node, ((start, end, b""),),
+                    f"`{_text(node)}` removed after `{_text(opener)[:60]}`: never closed, in `{function_name(node)}`")
+
+
+def _previous_statement(node: Node) -> Node | None:
+    before = node.prev_named_sibling
+    while before is not None and before.type == "comment":
+        before = before.prev_named_sibling
+    return before
+
+
+# ------------------------------------------------------------------ extract-constant
+
+# (parent type, field or None for any): where a literal is a plain value, so a constant of the same
+# value reads the same there (not a key, a type, a pattern, a case label, a macro's tokens).
+VALUE_PLACES: frozenset[tuple[str, str | None]] = frozenset({
+    ("arguments", None), ("argument_list", None), ("binary_expression", None), ("return_statement", None),
+    ("return_expression", None), ("variable_declarator", "value"), ("let_declaration", "value"),
+    ("assignment_expression", "right"), ("pair", "value"), ("array", None),
+    ("ternary_expression", "consequence"), ("ternary_expression", "alternative"),
+})
+GO_VALUE_LISTS = frozenset({"return_statement", "short_var_declaration", "assignment_statement"})
+CONSTANT_SYNTAX = {
+    "javascript": "const {name} = {value};", "typescript": "const {name} = {value};", "tsx": "const {name} = {value};",
+    "go": "const {name} = {value}", "java": "private static final String {name} = {value};",
+    "rust": "const {name}: {type} = {value};",
+}
+IMPORTS = {"javascript": ("import_statement",), "typescript": ("import_statement",), "tsx": ("import_statement",),
+           "go": ("package_clause", "import_declaration"),
+           "rust": ("use_declaration", "extern_crate_declaration", "inner_attribute_item")}
+
+
+def _extracted_constants(tree: Tree, data: bytes, lang: str) -> Iterator[_Edit]:
+    """A literal of a function moved to a new constant, after the imports (Java: first in the class).
+
+    Behaviour is kept by construction: the name is in no identifier, string or comment of
+    the file, so it binds nothing else and nothing shadows it, and the constant holds the
+    literal itself: JS/TS `const` (its type the literal's, widened where the literal's is),
+    a Go untyped constant (a literal is one), a Java `static final String` (a constant variable,
+    interned as the literal is), a Rust `const` of `&str` or of an integer's suffix. Numbers
+    whose type the context chooses are left alone in Java and Rust; C and C++ get none.
+    NOTE: a Go constant is package-wide: a file of the same package declaring the same name
+    would not compile. The names (`tooLongText`, `limit42`) make that unlikely, not impossible:
+    the mutator sees one file.
+    """
+    if lang not in CONSTANT_SYNTAX:
+        return
+    root = tree.root_node
+    if lang in ("javascript", "typescript", "tsx") and not any(
+            c.type in ("import_statement", "export_statement") for c in root.named_children) \
+            and b"require(" not in data and b"module.exports" not in data:
+        return  # a classic script: its top-level `const` joins the scope every script shares
+    insert_at = _constant_place(root, data, lang) if lang != "java" else None
+    if lang != "java" and insert_at is None:
+        return
+    for node in _nodes(root):
+        literal = _literal(node, lang)
+        if literal is None or not _in_value_place(node):
+            continue
+        kind, words = literal
+        function = _inside_function(node)
+        if function is None:
+            continue
+        name = _constant_name(words, kind, lang)
+        if name is None or name.encode() in data:
+            continue
+        value = _text(node)
+        line = CONSTANT_SYNTAX[lang].format(name=name, value=value, type=kind)
+        if lang == "java":
+            place = _java_constant_place(node, data)
+            if place is None:
+                continue
+            at, indent = place
+            insert = f"{indent}{line}\n\n"
+        elif lang == "rust" and any(a.type == "mod_item" for a in _ancestors(node)):
+            continue  # a nested module does not see its parent's items
+        else:
+            assert insert_at is not None
+            at = insert_at
+            # A blank line either side, unless one is there already.
+            lead = "\n" if at > 0 and data[data.rfind(b"\n", 0, at - 1) + 1:at].strip() else ""
+            follow = "\n" if data[at:].split(b"\n", 1)[0].strip() else ""
+            insert = f"{lead}{line}\n{follow}"
+        yield _Edit("extract-constant", node, ((at, at, insert.encode()), (node.start_byte, node.end_byte,
+                                                                            name.encode())),
+                    f"the literal `{value[:30]}` of `{function_name(node)}` moved to a constant `{name}`")
+
+
+def _ancestors(node: Node) -> Iterator[Node]:
+    above = node.parent
+    while above is not None:
+        yield above
+        above = above.parent
+
+
+def _literal(node: Node, lang: str) -> tuple[str, str] | None:
+    """(type, text to name it by) of a literal worth a constant: a one-line string of 3 to 40 characters,
+    a number other than 0, 1, 2 where its type cannot change (JS/TS, Go; Rust with a suffix); else None."""
+    raw = _text(node)
+    string = {"javascript": ("string",), "typescript": ("string",), "tsx": ("string",),
+              "go": ("interpreted_string_literal", "raw_string_literal"), "java": ("string_literal",),
+              "rust": ("string_literal", "raw_string_literal")}[lang]
+    if node.type in string:
+        if "\n" in raw or raw.startswith(('"""', "b", "br")):
+            return None
+        body = raw.strip("r#")[1:-1]
+        return ("&str", body) if 3 <= len(body) <= 40 and body.isprintable() else None
+    if lang in ("java",) or node.type not in INTEGERS | {"float_literal"}:
+        return None
+    number = _integer(node, lang) if node.type in INTEGERS else None
+    if number is None and node.type in ("number", "float_literal") and lang != "rust":
+        whole, dot, fraction = raw.partition(".")
+        if dot and whole.isdigit() and fraction.isdigit():
+            return "float", raw
+        return None
+    if number is None or number[0] <= 2 or (lang == "rust" and not number[1]):
+        return None
+    return number[1] or "int", raw
+
+
+def _in_value_place(node: Node) -> bool:
+    parent = node.parent
+    if parent is None:
+        return False
+    if parent.type == "expression_list":  # Go: the values of a return or an assignment, not a case label
+        grand = parent.parent
+        return grand is not None and grand.type in GO_VALUE_LISTS and treesitter.field_of(parent) != "left"
+    return (parent.type, None) in VALUE_PLACES or (parent.type, treesitter.field_of(node)) in VALUE_PLACES
+
+
+def _constant_name(words: str, kind: str, lang: str) -> str | None:
+    """UPPER_SNAKE (Go: lowerCamel) from a string's words, `LIMIT_42` for a number."""
+    parts = "".join(ch if ch.isascii() and ch.isalnum() else " " for ch in words).lower().split()[:5]
+    if kind != "&str":
+        parts = ["limit", words.replace(".", "_").rstrip("_")]
+    elif not parts or parts[0][0].isdigit():
+        parts = ["text", *parts]
+    if lang == "go":  # a suffix keeps it from shadowing a predeclared name (`len`, `string`) package-wide
+        parts = parts if kind != "&str" else [*parts, "text"]
+        name = parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+    else:
+        name = "_".join(parts).upper()
+    name = name[:40]
+    return name if name.isidentifier() else None
+
+
+def _constant_place(root: Node, data: bytes, lang: str) -> int | None:
+    """Where a new top-level constant goes: the line after the imports (Go: after the package clause
+    when there are none); with nothing to follow, before the first statement if no comment precedes it."""
+    kids = list(root.named_children)
+    anchor = None
+    for kid in kids:
+        if kid.type in IMPORTS[lang]:
+            anchor = kid
+        elif "comment" not in kid.type:
+            break
+    if anchor is not None:
+        if not _alone(data, anchor):
+            return None
+        end = data.find(b"\n", anchor.end_byte)
+        return len(data) if end == -1 else end + 1
+    first = kids[0] if kids else None
+    if first is None or "comment" in first.type or first.type == "attribute_item" or first.start_byte != 0:
+        return None
+    return 0
+
+
+def _java_constant_place(node: Node, data: bytes) -> tuple[int, str] | None:
+    """(offset, indent) of the start of the body of the member class whose method holds `node`; None in an
+    interface, an enum, an anonymous or local class (where a static field is not allowed or would be inherited
+    over)."""
+    body = next((a for a in _ancestors(node) if a.type in ("class_body", "interface_body", "enum_body")), None)
+    cls = body.parent if body is not None else None
+    if body is None or cls is None or body.type != "class_body" or cls.type != "class_declaration" \
+            or cls.parent is None or cls.parent.type not in ("program", "class_body"):
+        return None
+    first = body.named_children[0] if body.named_children else None
+    if first is None or first.start_point.row == body.start_point.row or not _alone(data, first):
+        return None
+    at = data.rfind(b"\n", 0, first.start_byte) + 1
+    return at, treesitter.decode(data[at:first.start_byte])
