@@ -110,6 +110,11 @@ class Evidence:
     line: int
     quote: str
     """The text of line `line` (or of lines starting there), as the verifier quoted it."""
+    code: str = ""
+    """Hash of the cited lines at the head commit (`identity.code_hash`), set when the quote matched them;
+    a remembered refutation keeps it, to know when the code it rests on changed. Not shown."""
+    end_line: int | None = None
+    """The last cited line when the quote spans several; None for one line."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,21 @@ class Refutation:
     context: str = ""
     """Hash of the code around it when refuted."""
     changed: bool = False
-    """Its code or the code around it changed since (or cannot be found): a restatement is verified again."""
+    """Its code or the code around it changed since (or cannot be found), or code its evidence cited did:
+    a restatement is verified again."""
+    evidence: tuple[CitedCode, ...] = ()
+    """Code the verifier cited for it (at most `publish.github.MAX_REMEMBERED_EVIDENCE` lines), where it is
+    now; empty when it cited none (then only its own code is watched)."""
+
+
+@dataclass(frozen=True)
+class CitedCode:
+    """A line (or lines) a refutation rests on: where, and a hash of its text (`identity.code_hash`)."""
+
+    file: str
+    line: int
+    end_line: int | None
+    code: str
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ Order of the flow (and of the requests it makes):
    changed since the last reviewed head (`changed_since`);
 3. posted findings relocated to the head under review, shown to the model with
    ids it cites when it restates one (README: A finding's identity); the
-   verifier's earlier refutations relocated too, so a restatement of one whose
-   code has not changed stays refuted without a verifier call (README:
-   Verification);
+   verifier's earlier refutations relocated too, with the code their evidence
+   cited (read at head through the repository view), so a restatement of one
+   whose code, and the code it rests on, has not changed stays refuted without
+   a verifier call (README: Verification);
 4. the three passes (`engine.review`), only on changed files for a re-review;
 5. `decide`: new findings, repeats of posted ones, still open, resolved;
 6. `post` (with `--post`): one review, follow-ups when its body is full,
@@ -21,6 +22,7 @@ Order of the flow (and of the requests it makes):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +33,7 @@ from . import engine, source
 from .config import Config
 from .errors import UsageError
 from .models import Diff, Plan, PriorFinding, ReviewResult, Skipped
+from .passes import verify
 from .progress import Progress
 from .publish import github as github_pub
 from .repo_view import RepoView
@@ -98,11 +101,13 @@ def run(config: Config, repo_name: str, number: int, *, post: bool = False, dry_
         read_all = src.read_head
         src.read_head = lambda paths: read_all([p for p in paths if p in changed])
     parsed = parse(src, config, tuple(Skipped(path, reason) for path, reason in no_patch))
-    github_pub.relocate(prior, parsed, changed)
-    shown = github_pub.shown_to_model(prior, pr.head_sha)
-    earlier = engine.Prior(shown, pr.head_sha, tuple(prior.refuted))
     view, why_no_view = source.head_view(repo_dir, pr.head_sha) if config.tools else (None, None)
     try:
+        # A refutation may rest on code in a file the diff does not show: read it at head through the view.
+        github_pub.relocate(prior, parsed, changed,
+                            None if view is None else functools.partial(verify.head_text, view))
+        shown = github_pub.shown_to_model(prior, pr.head_sha)
+        earlier = engine.Prior(shown, pr.head_sha, tuple(prior.refuted))
         return _review(gh, pr, config, parsed, prior, changed, shown, earlier, view, why_no_view, post=post,
                        dry_run=dry_run, progress=progress, require_credentials=require_credentials,
                        stop_signals=stop_signals)

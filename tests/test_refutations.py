@@ -251,3 +251,123 @@ def test_a_restatement_of_a_posted_finding_is_not_sent_to_the_verifier_again(
     assert any("restate one posted by an earlier review" in n for n in doc["stats"]["notes"])
     assert len(github_emu.review_comments(REPO, 7)) == 1  # not posted again
     check_conservation(github_emu, REPO, 7, returned=second.returned)
+
+
+# A refutation that rests on code elsewhere: report() in app.py is median()'s only caller.
+REPORT_LINE = "def report(xs):"
+REFUTED_BY_CALLER = {"verdict": "refuted", "evidence": [{"file": "app.py", "line": 4, "quote": REPORT_LINE}],
+                     "reason": REASON, "severity": "info", "confidence": 0.1}
+APP_V1 = "from util import mean, median\n\n\ndef report(xs):\n    return f'mean={mean(xs)} median={median(xs)}'\n"
+
+
+def refute_with_evidence(anthropic_emu, github_emu, capsys, repo: Path) -> None:
+    """Push 1: the verifier refutes the finding, citing report() in app.py; the summary remembers what it cited."""
+    anthropic_emu.responder = ScriptedModel(per_file={"util.py": {"findings": [MEDIAN_EMPTY]}},
+                                            verify={"median()": REFUTED_BY_CALLER})
+    doc = review(capsys, repo)
+    assert [f["issue"] for f in doc["refuted"]] == [MEDIAN_EMPTY["issue"]]
+    [record] = next(d for k, d in markers(summary(github_emu)) if k == "summary")["refuted"]
+    assert record["ev"] == [["app.py", 4, 4, code_hash(REPORT_LINE)]]
+
+
+def restated_by_cross_file(verdict: dict) -> ScriptedModel:
+    # util.py did not change, so the per-file pass does not read it again: the cross-file pass restates it.
+    return ScriptedModel(cross_file={"findings": [{**MEDIAN_EMPTY, "issue": "IndexError when median() gets an empty list"}]},
+                         verify={"median()": verdict})
+
+
+def test_a_refutation_is_verified_again_when_the_code_its_evidence_cited_changes(
+        anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys) -> None:
+    refute_with_evidence(anthropic_emu, github_emu, capsys, repo)
+
+    # Push 2 changes report(), the line the refutation rested on; util.py is untouched.
+    push(github_emu, repo, pr["base"], "report() of nothing", ("app.py",),
+         **{"app.py": APP_V1.replace(REPORT_LINE, "def report(xs=()):")})
+    anthropic_emu.reset()
+    model = restated_by_cross_file(confirmed(7, "return xs[len(xs) // 2]"))
+    anthropic_emu.responder = model
+    doc = review(capsys, repo)
+    [asked] = verify_requests(anthropic_emu)
+    assert verify_task(asked.body)["lines"] == "7 at the head commit"
+    [posted] = doc["findings"]
+    assert posted["verification"]["verdict"] == "confirmed" and "refuted" not in doc
+    assert "refuted_earlier" not in doc["stats"]["tally"]
+    [comment] = github_emu.review_comments(REPO, 7)
+    assert comment["path"] == "util.py" and comment["line"] == 7 and "· verified" in comment["body"]
+    assert "refuted" not in next(d for k, d in markers(summary(github_emu)) if k == "summary")
+    check_conservation(github_emu, REPO, 7, returned=model.returned)
+
+
+def test_a_refutation_stays_when_its_evidence_file_changes_elsewhere_and_is_checked_again_once_its_line_changes(
+        anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys) -> None:
+    refute_with_evidence(anthropic_emu, github_emu, capsys, repo)
+
+    # Push 2 adds lines above report(): the cited line is intact, two lines down.
+    app_v2 = "import sys\n\n" + APP_V1
+    push(github_emu, repo, pr["base"], "import sys", ("app.py",), **{"app.py": app_v2})
+    anthropic_emu.reset()
+    model = restated_by_cross_file(confirmed(7, "return xs[len(xs) // 2]"))
+    anthropic_emu.responder = model
+    doc = review(capsys, repo)
+    assert verify_requests(anthropic_emu) == []
+    assert not doc["findings"] and doc["refuted"][0]["verification"]["refuted_on"] == pr["head1"]
+    assert github_emu.review_comments(REPO, 7) == []
+    check_conservation(github_emu, REPO, 7, returned=model.returned)
+    # Remembered with the cited line where it is now.
+    [record] = next(d for k, d in markers(summary(github_emu)) if k == "summary")["refuted"]
+    assert record["ev"] == [["app.py", 6, 6, code_hash(REPORT_LINE)]] and record["sha"] == pr["head1"]
+
+    # Push 3 changes that line: the restatement goes to the verifier again.
+    push(github_emu, repo, pr["base"], "report() of nothing", ("app.py",),
+         **{"app.py": app_v2.replace(REPORT_LINE, "def report(xs=()):")})
+    anthropic_emu.reset()
+    model = restated_by_cross_file(confirmed(7, "return xs[len(xs) // 2]"))
+    anthropic_emu.responder = model
+    doc = review(capsys, repo)
+    assert len(verify_requests(anthropic_emu)) == 1
+    assert doc["findings"][0]["verification"]["verdict"] == "confirmed"
+    assert len(github_emu.review_comments(REPO, 7)) == 1
+    check_conservation(github_emu, REPO, 7, returned=model.returned)
+
+
+def test_without_the_head_commit_a_refutation_whose_evidence_file_changed_is_not_kept(
+        anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys) -> None:
+    refute_with_evidence(anthropic_emu, github_emu, capsys, repo)
+    # Push 2 changes app.py away from the cited line, but this run has no clone to read it in: nothing
+    # proves the refutation still holds, so it is not remembered (a restatement would be verified again).
+    push(github_emu, repo, pr["base"], "import sys", ("app.py",), **{"app.py": "import sys\n\n" + APP_V1})
+    anthropic_emu.reset()
+    anthropic_emu.responder = ScriptedModel()
+    code = main(["review", "--pr", "7", "--repo", REPO, "--post", "--format", "json"])
+    _, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err
+    assert "refuted" not in next(d for k, d in markers(summary(github_emu)) if k == "summary")
+
+
+@pytest.mark.parametrize("ev", [
+    [["app.py", 4, 4, "zz" * 6]],                       # not a hash
+    [["app.py", "4", 4, code_hash(REPORT_LINE)]],         # a line that is not a number
+    [["app.py", True, True, code_hash(REPORT_LINE)]],     # nor a boolean
+    [["app.py", 4, 3, code_hash(REPORT_LINE)]],           # ends before it starts
+    [["x" * 301, 4, 4, code_hash(REPORT_LINE)]],          # a path longer than we write
+    [["app.py", 4, 4, code_hash(REPORT_LINE)]] * 6,       # more lines than we keep
+    {"app.py": 4},
+])
+def test_a_remembered_refutation_with_evidence_we_do_not_write_is_not_trusted(
+        anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys, ev) -> None:
+    # Our own summary comment, edited to carry a record whose evidence we would never write: the record is
+    # dropped, and the finding goes to the verifier.
+    lines = UTIL_V1.splitlines()
+    code, context = code_hash(lines[6]), code_hash("\n".join(" ".join(x.split()) for x in lines[3:7]))
+    record = {"fp": "0" * 16, "file": "util.py", "side": "RIGHT", "severity": "warning", "category": "edge-case",
+              "issue": MEDIAN_EMPTY["issue"], "pass": "per_file", "line": 7, "code": code, "ctx": context,
+              "sha": "1" * 40, "why": "edited", "ev": ev}
+    github_emu.add_user_comment(REPO, 7, f"<!-- reviewer:summary {json.dumps({'sha': '1' * 40, 'run': 'x', 'refuted': [record]})} -->",
+                                login="reviewer-bot", kind="issue")
+    model = ScriptedModel(per_file={"util.py": {"findings": [MEDIAN_EMPTY]}},
+                          verify={"median()": confirmed(7, "return xs[len(xs) // 2]")})
+    anthropic_emu.responder = model
+    doc = review(capsys, repo)
+    assert len(verify_requests(anthropic_emu)) == 1
+    assert "refuted" not in doc and "edited" not in json.dumps(doc)
+    check_conservation(github_emu, REPO, 7, returned=model.returned)

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .. import prompts
 from ..errors import ReviewerError
 from ..findings import normalize_path
+from ..identity import code_hash
 from ..models import SEVERITY_RANK, Evidence, Finding, Verification
 from ..redact import redact
 from ..repo_view import PathRefused, RepoView, shown
@@ -88,31 +90,47 @@ def check_quote(view: RepoView, e: Evidence) -> str | None:
     starts at its line). A quote with the read_file margin ("  12 | ") left in
     is tried without it too.
     """
+    return _checked(view, e)[0]
+
+
+def _checked(view: RepoView, e: Evidence) -> tuple[str | None, Evidence]:
+    """(`check_quote`'s answer, `e` with the hash and the last line of the code it cites when the quote matched)."""
     where = f"{shown(e.file)} line {e.line}"
     try:
         blob = view.read(e.file, MAX_FILE_BYTES)
     except PathRefused as exc:
-        return f"{where}: {exc.reason}"
+        return f"{where}: {exc.reason}", e
     except ReviewerError as exc:
-        return f"{where}: could not be read ({exc})"
+        return f"{where}: could not be read ({exc})", e
     if blob.is_link:
-        return f"{where}: the file is a symbolic link, which is not followed"
+        return f"{where}: the file is a symbolic link, which is not followed", e
     if blob.binary:
-        return f"{where}: the file is binary"
+        return f"{where}: the file is binary", e
     quoted = ev_lines(e.quote)
     if not quoted:
-        return f"{where}: the quote is empty"
+        return f"{where}: the quote is empty", e
     lines = blob.text.splitlines()
     window = lines[e.line - 1: e.line - 1 + len(quoted)]
     if len(window) < len(quoted):
         if blob.truncated:
-            return f"{where}: past the first {MAX_FILE_BYTES:,} bytes of the file, which are all that is read"
-        return f"{where}: the file has {len(lines)} line(s)"
+            return f"{where}: past the first {MAX_FILE_BYTES:,} bytes of the file, which are all that is read", e
+        return f"{where}: the file has {len(lines)} line(s)", e
     text = "\n".join(_norm(line) for line in window)
     for candidate in (quoted, [_norm(_MARGIN.sub("", q)) for q in quoted]):
         if all(candidate) and "\n".join(candidate) in text:
-            return None
-    return f"{where}: the quoted code is not there"
+            end = e.line + len(window) - 1
+            return None, replace(e, code=code_hash("\n".join(window)), end_line=end if end > e.line else None)
+    return f"{where}: the quoted code is not there", e
+
+
+def head_text(view: RepoView, path: str) -> str | None:
+    """The text of `path` at the view's commit as a quote is checked against it; None when it cannot be
+    read there (refused, gone, a link, binary)."""
+    try:
+        blob = view.read(path, MAX_FILE_BYTES)
+    except ReviewerError:
+        return None
+    return None if blob.is_link or blob.binary else blob.text
 
 
 def ev_lines(quote: str) -> list[str]:
@@ -129,8 +147,10 @@ def judge(f: Finding, answer: Mapping[str, Any], view: RepoView) -> Finding:
     """`f` with the verifier's `answer` applied, as the module docstring says; reads `view`."""
     evidence = tuple(Evidence(normalize_path(str(e["file"])), int(e["line"]), str(e["quote"]))
                      for e in answer.get("evidence", ()))
-    problems = [p for e in evidence if (p := check_quote(view, e)) is not None]
-    kept = tuple(Evidence(e.file, e.line, redact(_clip(e.quote))) for e in evidence)
+    checked = [_checked(view, e) for e in evidence]
+    problems = [p for p, _ in checked if p is not None]
+    # The hash of what each quote cites goes with it: a remembered refutation watches that code (README: Verification).
+    kept = tuple(replace(e, quote=redact(_clip(e.quote))) for _, e in checked)
     reason = redact(str(answer.get("reason", "")).strip())
     mismatch = "" if not problems else problems[0] + (f" (and {len(problems) - 1} more quote(s))" if len(problems) > 1 else "")
     if answer["verdict"] == "refuted":

@@ -26,7 +26,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -35,7 +35,7 @@ from .. import identity, schemas
 from ..config import Config
 from ..diff import shown_path
 from ..errors import ServiceError
-from ..models import SEVERITY_RANK, Diff, Finding, PriorFinding, Refutation, ReviewResult
+from ..models import SEVERITY_RANK, CitedCode, Diff, Finding, PriorFinding, Refutation, ReviewResult
 from ..pricing import usd
 from ..redact import redact
 from ..source import PullRequest, graphql_read, transient_wait
@@ -111,14 +111,59 @@ MAX_REMEMBERED_READ = 200
 """Refutations read back from one summary marker at most, whatever it holds."""
 _REMEMBERED_REASON = 300
 _SHA = re.compile(r"[0-9a-f]{7,40}")
+MAX_REMEMBERED_EVIDENCE = 5
+"""Cited lines a remembered refutation watches at most (the first ones the verifier gave)."""
+_EVIDENCE_PATH = 300
+"""Characters of a cited path a record keeps; a longer one is not watched (nor written)."""
+_EVIDENCE_SPAN = 50
+"""Lines one cited quote may span in a record."""
+_HASH = re.compile(r"[0-9a-f]{12}")
 
 
 def refutation_record(r: Refutation) -> dict[str, Any]:
-    """A remembered refutation as the summary marker keeps it: the finding's marker data, when and why."""
+    """A remembered refutation as the summary marker keeps it: the finding's marker data, when and why,
+    and the code its evidence cited (`ev`: [path, line, last line, hash] each)."""
     f = r.finding
     data = _finding_data(f.with_(file=redact(f.file), issue=redact(f.issue)), r.code, r.context)
     data.update(sha=r.sha, why=redact(_clip(r.reason, _REMEMBERED_REASON)))
+    if r.evidence:
+        data["ev"] = [[c.file, c.line, c.end_line or c.line, c.code] for c in r.evidence]
     return data
+
+
+def cited(evidence: Iterable[Any]) -> tuple[CitedCode, ...]:
+    """What a refutation's evidence (`models.Evidence`, quotes that matched at head) leaves to watch.
+
+    Only quotes whose code was hashed, once each, at most MAX_REMEMBERED_EVIDENCE; a path that
+    redaction would change, or too long for a record, is left out (it could not be read back).
+    """
+    out: dict[tuple[str, int], CitedCode] = {}
+    for e in evidence:
+        end = e.end_line or e.line
+        if (not e.code or redact(e.file) != e.file or len(e.file) > _EVIDENCE_PATH
+                or end - e.line > _EVIDENCE_SPAN or (e.file, e.line) in out):
+            continue
+        out[(e.file, e.line)] = CitedCode(e.file, e.line, e.end_line, e.code)
+        if len(out) == MAX_REMEMBERED_EVIDENCE:
+            break
+    return tuple(out.values())
+
+
+def _cited_from_record(data: Any) -> tuple[CitedCode, ...] | None:
+    """The `ev` list of one of our records; None when it is not one we write."""
+    if not isinstance(data, list) or len(data) > MAX_REMEMBERED_EVIDENCE:
+        return None
+    out = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 4):
+            return None
+        path, line, end, code = item
+        if not (isinstance(path, str) and 0 < len(path) <= _EVIDENCE_PATH and "\0" not in path
+                and all(type(n) is int for n in (line, end)) and 1 <= line <= end <= line + _EVIDENCE_SPAN
+                and isinstance(code, str) and _HASH.fullmatch(code)):
+            return None
+        out.append(CitedCode(path, line, end if end > line else None, code))
+    return tuple(out)
 
 
 def _refutation_from_record(data: Any) -> Refutation | None:
@@ -131,10 +176,13 @@ def _refutation_from_record(data: Any) -> Refutation | None:
         return None
     if "confidence" in data or len(str(data.get("issue", ""))) > _MARKED_ISSUE:
         return None
+    evidence = _cited_from_record(data.pop("ev", []))
+    if evidence is None:
+        return None
     parsed = _finding_from_marker("f", data)
     if parsed is None:
         return None
-    return Refutation(parsed[0], sha, why, parsed[1], parsed[2])
+    return Refutation(parsed[0], sha, why, parsed[1], parsed[2], evidence=evidence)
 
 
 def _finding_from_marker(kind: str, data: Any) -> tuple[Finding, str, str] | None:
@@ -345,13 +393,19 @@ def changed_since(gh: Any, pr: PullRequest, last_sha: str | None) -> frozenset[s
 _UNKNOWN = object()
 
 
-def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> None:
+def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None,
+             head_text: Callable[[str], str | None] | None = None) -> None:
     """Find where each posted finding's code is at the head under review (`PriorState.now`).
 
     A file not changed since the last review keeps its lines. Otherwise the
     line holding the same code nearest to the old one wins; None means the
     code is gone. A finding without a code hash (file-level, or posted by an
     older version) keeps its recorded line.
+
+    Refutations are relocated too, with the code their evidence cited:
+    `head_text(path)` is a file's text at the head under review (None when it
+    cannot be read there); without it, a cited file that may have changed
+    counts as changed.
     """
     prior.now = {}
     for j, p in enumerate(prior.posted):
@@ -366,7 +420,38 @@ def relocate(prior: PriorState, diff: Diff, changed: frozenset[str] | None) -> N
         if found is None and f.side == "RIGHT" and current.head_text is None:
             continue  # only the hunks are known: no proof the code is gone
         prior.now[j] = found
-    prior.refuted = [_relocated(r, diff, changed) for r in prior.refuted]
+    read = functools.lru_cache(maxsize=None)(head_text) if head_text is not None else None
+    prior.refuted = [_grounds_relocated(_relocated(r, diff, changed), changed, read) for r in prior.refuted]
+
+
+def _grounds_relocated(r: Refutation, changed: frozenset[str] | None,
+                       head_text: Callable[[str], str | None] | None) -> Refutation:
+    """`r` with the code its evidence cited where it is now, or marked `changed` when a cited line cannot be
+    found by its hash (the refutation rested on code that is no longer there: "the only caller" gained another).
+
+    A file not changed since the last review is not read. Without `head_text`, a cited file that may have
+    changed is taken as changed: nothing proves the refutation still holds.
+    """
+    if r.changed or not r.evidence:
+        return r
+    moved = []
+    for c in r.evidence:
+        if changed is not None and c.file not in changed:
+            moved.append(c)
+            continue
+        text = head_text(c.file) if head_text is not None else None
+        if text is None:
+            return replace(r, changed=True)
+        found = identity.relocate(c.line, c.end_line, c.code, functools.partial(_line_of, text.splitlines()),
+                                  identity.RELOCATE_LIMIT)
+        if found is None or found[0] is None:
+            return replace(r, changed=True)
+        moved.append(replace(c, line=found[0], end_line=found[1]))
+    return replace(r, evidence=tuple(moved))
+
+
+def _line_of(lines: Sequence[str], n: int) -> str | None:
+    return lines[n - 1] if 1 <= n <= len(lines) else None
 
 
 def _relocated(r: Refutation, diff: Diff, changed: frozenset[str] | None) -> Refutation:
@@ -390,8 +475,9 @@ def remember(prior: PriorState, result: ReviewResult, diff: Diff, head_sha: str)
 
     This review's refutations first (asked now, at `head_sha`, or restating an
     earlier one), then the earlier ones whose code has not changed, restated or
-    not; at most MAX_REMEMBERED_CHARS of them. A refutation whose code changed
-    is forgotten: a restatement of it is verified again.
+    not; at most MAX_REMEMBERED_CHARS of them. A refutation whose code changed,
+    or the code its evidence cited, is forgotten: a restatement of it is
+    verified again.
     """
     standing = {(r.finding.file, r.finding.fingerprint): r for r in prior.refuted if not r.changed}
     out: list[Refutation] = []
@@ -402,7 +488,8 @@ def remember(prior: PriorState, result: ReviewResult, diff: Diff, head_sha: str)
             out.append(earlier)
         elif v is not None and not v.refuted_on:
             code, context = _code_of(f, diff)
-            out.append(Refutation(f, head_sha, v.reason, identity.code_hash(code), identity.code_hash(context)))
+            out.append(Refutation(f, head_sha, v.reason, identity.code_hash(code), identity.code_hash(context),
+                                  evidence=cited(v.evidence)))
     out.extend(standing.values())
     records: list[dict[str, Any]] = []
     size = 0
