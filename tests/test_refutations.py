@@ -104,6 +104,20 @@ UTIL_V2 = "import math\n\n\n" + UTIL_V1
 UTIL_V3 = UTIL_V2.replace("    return xs[len(xs) // 2]\n", "    return xs[len(xs) // 2] if len(xs) > 1 else xs[0]\n")
 
 
+RESTATED = {**MEDIAN_EMPTY, "line": 10, "issue": "IndexError when median() gets an empty list"}
+
+
+def push_restated(anthropic_emu, github_emu, repo: Path, base: str) -> tuple[str, ScriptedModel]:
+    """Push 2: lines added above median() (its code and the code around it unchanged), and a model that
+    restates the finding, reworded, three lines down, with a verifier that would confirm it if asked."""
+    head = push(github_emu, repo, base, "import math", ("util.py",), **{"util.py": UTIL_V2})
+    anthropic_emu.reset()
+    model = ScriptedModel(per_file={"util.py": {"findings": [RESTATED]}},
+                          verify={"median()": confirmed(10, "return xs[len(xs) // 2]")})
+    anthropic_emu.responder = model
+    return head, model
+
+
 def test_a_refuted_finding_restated_on_the_next_push_stays_refuted_without_a_verifier_call(
         anthropic_emu, github_emu, repo: Path, pr: dict[str, str], capsys) -> None:
     # Push 1: the verifier refutes the finding.
@@ -116,13 +130,8 @@ def test_a_refuted_finding_restated_on_the_next_push_stays_refuted_without_a_ver
     assert [(r["file"], r["line"], r["sha"], r["why"]) for r in remembered] == [("util.py", 7, pr["head1"], REASON)]
 
     # Push 2: lines added above it; the model restates it, reworded, three lines down.
-    head2 = push(github_emu, repo, pr["base"], "import math", ("util.py",), **{"util.py": UTIL_V2})
-    anthropic_emu.reset()
-    restated = {**MEDIAN_EMPTY, "line": 10, "issue": "IndexError when median() gets an empty list"}
     # A verifier asked again might confirm it this time: it must not be asked.
-    second = ScriptedModel(per_file={"util.py": {"findings": [restated]}},
-                           verify={"median()": confirmed(10, "return xs[len(xs) // 2]")})
-    anthropic_emu.responder = second
+    head2, second = push_restated(anthropic_emu, github_emu, repo, pr["base"])
     doc = review(capsys, repo)
     assert verify_requests(anthropic_emu) == []
     assert not doc["findings"]
@@ -144,7 +153,7 @@ def test_a_refuted_finding_restated_on_the_next_push_stays_refuted_without_a_ver
     # Push 3 changes its code: it is verified again, and this time confirmed and posted.
     push(github_emu, repo, pr["base"], "median of one", ("util.py",), **{"util.py": UTIL_V3})
     anthropic_emu.reset()
-    third = ScriptedModel(per_file={"util.py": {"findings": [restated]}},
+    third = ScriptedModel(per_file={"util.py": {"findings": [RESTATED]}},
                           verify={"median()": confirmed(10, "return xs[len(xs) // 2] if len(xs) > 1 else xs[0]")})
     anthropic_emu.responder = third
     doc = review(capsys, repo)
@@ -240,12 +249,7 @@ def test_a_restatement_of_a_posted_finding_is_not_sent_to_the_verifier_again(
     assert [f["issue"] for f in doc["findings"]] == [MEDIAN_EMPTY["issue"]]
     assert len(verify_requests(anthropic_emu)) == 1 and len(github_emu.review_comments(REPO, 7)) == 1
     # Push 2: its code unchanged; the model restates it. It is a repeat, never posted again: no verifier call.
-    push(github_emu, repo, pr["base"], "import math", ("util.py",), **{"util.py": UTIL_V2})
-    anthropic_emu.reset()
-    restated = {**MEDIAN_EMPTY, "line": 10, "issue": "IndexError when median() gets an empty list"}
-    second = ScriptedModel(per_file={"util.py": {"findings": [restated]}},
-                           verify={"median()": confirmed(10, "return xs[len(xs) // 2]")})
-    anthropic_emu.responder = second
+    _head2, second = push_restated(anthropic_emu, github_emu, repo, pr["base"])
     doc = review(capsys, repo)
     assert verify_requests(anthropic_emu) == []
     assert any("restate one posted by an earlier review" in n for n in doc["stats"]["notes"])
